@@ -1,0 +1,5 @@
+import sys
+
+from songrec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,32 @@
+"""Training settings of the neural model: a plain dataclass, so the CLI and app build forms from it
+without importing torch. The defaults are the best settings measured (see README, Results)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 2e-3
+    epochs: int = 30
+    max_files: int = 0
+    """Slice files to read (0 = all); the notebook's "number of files"."""
+    targets_per_playlist: int = 50
+    """Withheld tracks scored per playlist and step; the notebook's "training sets"."""
+    embedding_dim: int = 128
+    hidden_dim: int = 256
+    batch_size: int = 128
+    dropout: float = 0.2
+    weight_decay: float = 0.0
+    min_track_count: int = 2
+    """Tracks in fewer playlists than this are not scored by the network (fallbacks cover them)."""
+    max_vocab: int = 300_000
+    """The network scores at most this many of the most frequent tracks (0 = no cap)."""
+    max_seeds: int = 100
+    tied: bool = True
+    """Score tracks by a dot product with the input embeddings (tied) or by a separate Linear head."""
+    val_share: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    """auto (CUDA, then Apple MPS, else CPU), cpu, cuda or mps."""

@@ -1,0 +1,178 @@
+"""The Recommender interface every model shares, and the fallbacks every model needs.
+
+A model only says how it scores tracks for some seed tracks (`_score`). The base class turns
+that into at most n distinct recommendations that never repeat a seed, answers a title-only
+playlist through the title model, and fills short lists by title then popularity, so the
+evaluation, genre validation, CLI and app never branch on which model it is.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from songrec.checkpoint import load_checkpoint, save_checkpoint
+from songrec.corpus import Corpus
+from songrec.models.title import TitleModel
+
+Scores = tuple[np.ndarray, np.ndarray]
+"""(candidate track ids, their scores): a model's opinion on some tracks, higher is better."""
+
+FitCallback = Callable[[Any], bool | None]
+"""Receives progress while a model fits; returning False asks it to stop early."""
+
+
+def top_n(candidates: np.ndarray, values: np.ndarray, n: int, exclude: np.ndarray) -> Scores:
+    """The n best candidates, best first, skipping excluded ids and non-finite scores."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        candidates, values = candidates[finite], values[finite]
+    want = min(len(values), n + len(exclude))
+    if want == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    part = np.argpartition(-values, want - 1)[:want] if want < len(values) else np.arange(len(values))
+    order = part[np.argsort(-values[part], kind="stable")]
+    ids, scores = candidates[order], values[order]
+    keep = ~np.isin(ids, exclude)
+    return ids[keep][:n].astype(np.int64), scores[keep][:n].astype(np.float32)
+
+
+class Recommender(ABC):
+    """fit(corpus) -> recommend(seeds, title, n, exclude) -> save/load, for every model."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.track_uris: list[str] = []
+        self.popularity = np.zeros(0, dtype=np.float32)
+        self.title_model = TitleModel()
+        self._popular_order = np.zeros(0, dtype=np.int64)
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.popularity)
+
+    def config(self) -> dict:
+        """The hyperparameters that rebuild this model (saved in checkpoints)."""
+        return {}
+
+    def fit(self, corpus: Corpus, callback: FitCallback | None = None) -> Self:
+        """Learn from the corpus playlists; the track ids of `recommend` are this corpus's ids."""
+        self.track_uris = corpus.tracks["uri"].tolist()
+        self.popularity = corpus.track_counts.astype(np.float32)
+        self._set_popular_order()
+        self.title_model = TitleModel().fit(corpus)
+        self._fit(corpus, callback)
+        return self
+
+    def _set_popular_order(self) -> None:
+        order = np.argsort(-self.popularity, kind="stable")
+        self._popular_order = order[self.popularity[order] > 0].astype(np.int64)
+
+    @abstractmethod
+    def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None: ...
+
+    @abstractmethod
+    def _score(self, seeds: np.ndarray) -> Scores | None:
+        """Scores for known seed track ids (non-empty), or None when the seeds say nothing."""
+
+    def _score_batch(self, seed_lists: Sequence[np.ndarray]) -> list[Scores | None]:
+        return [self._score(seeds) for seeds in seed_lists]
+
+    def recommend(
+        self,
+        seeds: Sequence[int] | np.ndarray,
+        title: str | None = None,
+        n: int = 500,
+        exclude: Sequence[int] | np.ndarray | None = None,
+    ) -> Scores:
+        """Up to n distinct track ids with scores, best first, never a seed or an excluded id.
+
+        Seeds outside this model's vocabulary (id -1 from an unknown URI) are ignored. Tracks the
+        model does not score are filled in from the title model, then by popularity; their score
+        is NaN.
+        """
+        return self.recommend_batch([seeds], [title], n, [exclude])[0]
+
+    def recommend_batch(
+        self,
+        seed_lists: Sequence[Sequence[int] | np.ndarray],
+        titles: Sequence[str | None],
+        n: int = 500,
+        excludes: Sequence[Sequence[int] | np.ndarray | None] | None = None,
+    ) -> list[Scores]:
+        """`recommend` for many playlists at once (neural models score a whole batch together)."""
+        cleaned = [self._known(seeds) for seeds in seed_lists]
+        excludes = excludes or [None] * len(cleaned)
+        with_seeds = [i for i, seeds in enumerate(cleaned) if len(seeds)]
+        model_scores: dict[int, Scores | None] = dict(
+            zip(with_seeds, self._score_batch([cleaned[i] for i in with_seeds]), strict=True)
+        )
+        results = []
+        for i, seeds in enumerate(cleaned):
+            extra = np.asarray(excludes[i] if excludes[i] is not None else [], dtype=np.int64)
+            exclude = np.unique(np.concatenate([seeds, extra]))
+            results.append(self._complete(model_scores.get(i), titles[i], n, exclude))
+        return results
+
+    def _known(self, seeds: Sequence[int] | np.ndarray) -> np.ndarray:
+        seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
+        return seeds[(seeds >= 0) & (seeds < self.n_tracks)]
+
+    def _complete(self, scored: Scores | None, title: str | None, n: int, exclude: np.ndarray) -> Scores:
+        ids, values = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        if scored is not None:
+            ids, values = top_n(scored[0], scored[1], n, exclude)
+        if len(ids) >= n:
+            return ids, values
+        taken = np.concatenate([exclude, ids])
+        fills = []
+        if title:
+            title_scores = self.title_model.score(title)
+            if title_scores is not None:
+                fills.append(top_n(*title_scores, n - len(ids), taken)[0])
+                taken = np.concatenate([taken, fills[-1]])
+        short = n - len(ids) - sum(len(f) for f in fills)
+        if short > 0:
+            head = self._popular_order[: short + len(taken)]
+            fills.append(head[~np.isin(head, taken)][:short])
+        fill = np.concatenate(fills) if fills else np.zeros(0, np.int64)
+        return np.concatenate([ids, fill]), np.concatenate([values, np.full(len(fill), np.nan, np.float32)])
+
+    def recommend_uris(self, seed_uris: Sequence[str], title: str | None = None, n: int = 500) -> list[str]:
+        """Recommendations by Spotify URI, for playlists from outside the training corpus."""
+        index = {uri: i for i, uri in enumerate(self.track_uris)} if len(seed_uris) else {}
+        seeds = [index.get(uri, -1) for uri in seed_uris]
+        ids, _ = self.recommend(seeds, title, n)
+        return [self.track_uris[i] for i in ids]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        """The arrays a model needs besides the shared ones (popularity, title model)."""
+        return {}
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        del arrays
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to a safetensors checkpoint (no pickle)."""
+        arrays, strings = self.title_model.state()
+        arrays["popularity"] = self.popularity
+        arrays.update({f"model.{k}": v for k, v in self._state().items()})
+        strings["track_uris"] = self.track_uris
+        save_checkpoint(path, self.name, self.config(), arrays, strings)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Self:
+        """Read a checkpoint written by `save`; refuses files that are not songrec checkpoints."""
+        config, arrays, strings = load_checkpoint(path, cls.name)
+        model = cls(**config)
+        model.track_uris = strings.pop("track_uris")
+        model.popularity = arrays.pop("popularity")
+        model._set_popular_order()
+        model.title_model = TitleModel.from_state(arrays, strings)
+        model._load_state({k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")})
+        return model

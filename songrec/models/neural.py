@@ -1,0 +1,186 @@
+"""The notebook's architecture, made to work: pooled track embeddings -> two residual MLPs -> scores.
+
+out1 = mlp_mean(mean) + std + mean; out2 = mlp_var(out1) + out1; scores = out2 . E_track + b_track
+(tied head, default) or a Linear head (untied, as the notebook had).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from songrec.config import TrainConfig
+from songrec.corpus import Corpus
+from songrec.models.base import FitCallback, Recommender, Scores
+
+PAD = 0
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class PlaylistModel(nn.Module):
+    """Index 0 is padding; items are 1..n_items (the model vocabulary)."""
+
+    def __init__(self, n_items: int, dim: int, hidden: int, dropout: float = 0.0, tied: bool = True) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_items + 1, dim, padding_idx=PAD)
+        nn.init.normal_(self.embedding.weight, std=dim**-0.5)
+        with torch.no_grad():
+            self.embedding.weight[PAD].zero_()
+        self.dropout = nn.Dropout(dropout)
+        self.mlp_mean = MLP(dim, hidden)
+        self.mlp_var = MLP(dim, hidden)
+        self.head = None if tied else nn.Linear(dim, n_items + 1)
+        self.bias = nn.Parameter(torch.zeros(n_items + 1))
+
+    def encode(self, seeds: torch.Tensor) -> torch.Tensor:
+        """Mean and std of the real (non-padding) seed embeddings through the two residual MLPs."""
+        mask = (seeds != PAD).unsqueeze(-1).to(self.embedding.weight.dtype)
+        vectors = self.dropout(self.embedding(seeds)) * mask
+        count = mask.sum(dim=1).clamp(min=1.0)
+        mean = vectors.sum(dim=1) / count
+        variance = (((vectors - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / count
+        std = torch.sqrt(variance + 1e-8) - 1e-4
+        out1 = self.mlp_mean(mean) + std + mean
+        return self.mlp_var(out1) + out1
+
+    def forward(self, seeds: torch.Tensor) -> torch.Tensor:
+        """Logits over every item (padding and the seeds themselves set to -inf)."""
+        hidden = self.encode(seeds)
+        if self.head is None:
+            logits = hidden @ self.embedding.weight.T + self.bias
+        else:
+            logits = self.head(hidden) + self.bias
+        return logits.scatter(1, seeds, float("-inf"))
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, else CPU; an explicit choice that is not available is an error."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' asked for, but Apple MPS is not available")
+    return device
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.insert(0, "cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.insert(0, "mps")
+    return devices
+
+
+class NeuralRecommender(Recommender):
+    """The headline model behind the shared Recommender interface."""
+
+    name = "neural"
+
+    def __init__(self, config: TrainConfig | None = None, **overrides) -> None:
+        super().__init__()
+        base = config or TrainConfig()
+        self.train_config = TrainConfig(**{**base.__dict__, **overrides})
+        self.network: PlaylistModel | None = None
+        self.vocab_ids = np.zeros(0, dtype=np.int64)
+        self.to_item = np.zeros(0, dtype=np.int64)
+        self.device = pick_device(self.train_config.device) if self.train_config.device != "auto" else torch.device("cpu")
+        self.history: list[dict] = []
+        self.best_val_metric = float("nan")
+        self.best_epoch = 0
+        self.epochs_trained = 0
+
+    def config(self) -> dict:
+        return dict(self.train_config.__dict__)
+
+    def build_vocabulary(self, corpus: Corpus) -> None:
+        """Items are the tracks in at least min_track_count playlists, the most frequent max_vocab of them."""
+        counts = corpus.track_counts
+        order = np.argsort(-counts, kind="stable")
+        order = order[counts[order] >= max(1, self.train_config.min_track_count)]
+        if self.train_config.max_vocab:
+            order = order[: self.train_config.max_vocab]
+        self.vocab_ids = order.astype(np.int64)
+        self._index_vocabulary(corpus.n_tracks)
+
+    def _index_vocabulary(self, n_tracks: int) -> None:
+        self.to_item = np.zeros(n_tracks, dtype=np.int64)
+        self.to_item[self.vocab_ids] = np.arange(1, len(self.vocab_ids) + 1)
+
+    def new_network(self) -> PlaylistModel:
+        c = self.train_config
+        return PlaylistModel(len(self.vocab_ids), c.embedding_dim, c.hidden_dim, c.dropout, c.tied)
+
+    def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
+        from songrec.training import train
+
+        train(self, corpus, callback)
+
+    def _score(self, seeds: np.ndarray) -> Scores | None:
+        return self._score_batch([seeds])[0]
+
+    @torch.no_grad()
+    def _score_batch(self, seed_lists) -> list[Scores | None]:
+        if self.network is None:
+            raise RuntimeError("the neural model is not trained yet: call fit() or load()")
+        items = [self.to_item[s] for s in seed_lists]
+        items = [i[i > 0][-self.train_config.max_seeds * 5 :] for i in items]
+        rows = [k for k, i in enumerate(items) if len(i)]
+        results: list[Scores | None] = [None] * len(seed_lists)
+        if not rows:
+            return results
+        width = max(len(items[k]) for k in rows)
+        batch = np.zeros((len(rows), width), dtype=np.int64)
+        for r, k in enumerate(rows):
+            batch[r, : len(items[k])] = items[k]
+        was_training = self.network.training
+        self.network.eval()
+        logits = self.network(torch.from_numpy(batch).to(self.device))[:, 1:].float().cpu().numpy()
+        self.network.train(was_training)
+        for r, k in enumerate(rows):
+            results[k] = (self.vocab_ids, logits[r])
+        return results
+
+    def track_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids, their learned embeddings) for every track the network scores."""
+        if self.network is None:
+            raise RuntimeError("the neural model is not trained yet")
+        weights = self.network.embedding.weight.detach()[1:].float().cpu().numpy()
+        return self.vocab_ids.copy(), weights
+
+    def _state(self) -> dict[str, np.ndarray]:
+        state = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
+        state["vocab_ids"] = self.vocab_ids
+        state["history.loss"] = np.asarray([h["loss"] for h in self.history], dtype=np.float64)
+        state["history.val"] = np.asarray([h["val_metric"] for h in self.history], dtype=np.float64)
+        state["best"] = np.asarray([self.best_val_metric, self.best_epoch, self.epochs_trained], dtype=np.float64)
+        return state
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.vocab_ids = arrays["vocab_ids"].astype(np.int64)
+        self._index_vocabulary(self.n_tracks)
+        self.network = self.new_network()
+        weights = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")}
+        self.network.load_state_dict(weights)
+        self.network.to(self.device).eval()
+        self.history = [
+            {"epoch": i + 1, "loss": float(loss), "val_metric": float(val)}
+            for i, (loss, val) in enumerate(zip(arrays["history.loss"], arrays["history.val"], strict=True))
+        ]
+        self.best_val_metric, best_epoch, epochs = arrays["best"].tolist()
+        self.best_epoch, self.epochs_trained = int(best_epoch), int(epochs)
