@@ -41,6 +41,14 @@ def top_n(candidates: np.ndarray, values: np.ndarray, n: int, exclude: np.ndarra
     return ids[keep][:n].astype(np.int64), scores[keep][:n].astype(np.float32)
 
 
+def frequent_tracks(corpus: Corpus, min_count: int = 1, limit: int = 0) -> np.ndarray:
+    """Track ids in at least `min_count` entries, most frequent first, at most `limit` (0 = all)."""
+    counts = corpus.track_counts
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] >= max(1, min_count)]
+    return (order[:limit] if limit else order).astype(np.int64)
+
+
 class Recommender(ABC):
     """fit(corpus) -> recommend(seeds, title, n, exclude) -> save/load, for every model."""
 

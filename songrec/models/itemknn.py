@@ -42,7 +42,7 @@ class ItemKNNRecommender(Recommender):
 
     name = "itemknn"
 
-    def __init__(self, neighbours: int = 200, alpha: float = 0.5) -> None:
+    def __init__(self, neighbours: int = 500, alpha: float = 0.9) -> None:
         super().__init__()
         self.neighbours = neighbours
         self.alpha = alpha

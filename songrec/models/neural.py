@@ -12,7 +12,7 @@ from torch import nn
 
 from songrec.config import TrainConfig
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, Recommender, Scores
+from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
 
 PAD = 0
 
@@ -110,12 +110,7 @@ class NeuralRecommender(Recommender):
 
     def build_vocabulary(self, corpus: Corpus) -> None:
         """Items are the tracks in at least min_track_count playlists, the most frequent max_vocab of them."""
-        counts = corpus.track_counts
-        order = np.argsort(-counts, kind="stable")
-        order = order[counts[order] >= max(1, self.train_config.min_track_count)]
-        if self.train_config.max_vocab:
-            order = order[: self.train_config.max_vocab]
-        self.vocab_ids = order.astype(np.int64)
+        self.vocab_ids = frequent_tracks(corpus, self.train_config.min_track_count, self.train_config.max_vocab)
         self._index_vocabulary(corpus.n_tracks)
 
     def _index_vocabulary(self, n_tracks: int) -> None:
