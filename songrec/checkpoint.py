@@ -64,8 +64,11 @@ def _read_metadata(path: Path) -> dict[str, str]:
         metadata = json.loads(header).get("__metadata__") or {}
     except (ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: not a songrec checkpoint (unreadable header)") from exc
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a songrec checkpoint (format is {metadata.get('format')!r})")
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise CheckpointError(f"{path}: not a songrec checkpoint (format is {found!r})")
+    if not all(isinstance(metadata.get(key), str) for key in ("kind", "config")):
+        raise CheckpointError(f"{path}: damaged checkpoint (its header names no model kind or settings)")
     return metadata
 
 

@@ -52,15 +52,19 @@ def _load(paths: Sequence[str], max_files: int | None = None, exclude: Sequence[
     return corpus, report
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, shared: Sequence[str] = ()) -> None:
     parser.add_argument("--model", default="itemknn", help="popularity, itemknn, ease, als or neural")
     parser.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
-    _add_train_options(parser)
+    _add_train_options(parser, shared)
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
+def _add_train_options(parser: argparse.ArgumentParser, shared: Sequence[str] = ()) -> None:
+    """One option per TrainConfig field; `shared` fields already have an option of the command
+    (evaluate's --seed also seeds training) and are not added twice (argparse refuses that)."""
     group = parser.add_argument_group("neural model settings (defaults are the best measured)")
     for field in dataclasses.fields(TrainConfig):
+        if field.name in shared:
+            continue
         option = "--" + field.name.replace("_", "-")
         kind = type(field.default)
         if kind is bool:
@@ -166,13 +170,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from songrec.protocol import make_cases
 
     if args.test:
+        # each file read once: a test file inside a --train folder is held out, not loaded twice
+        # (twice gave a duplicate-pid warning per playlist, or no test playlists when the two
+        # spellings of its path differed)
         test_files = find_slice_files(args.test)
-        corpus, _ = _load(list(args.train) + list(args.test), exclude=())
-        test_rows = corpus.rows_from_files(str(f) for f in test_files)
         held_out = {f.resolve() for f in test_files}
-        train_files = [str(f) for f in find_slice_files(args.train) if f.resolve() not in held_out]
-        train = corpus.subset(corpus.rows_from_files(train_files))
-        test = corpus.subset(test_rows)
+        train_files = [f for f in find_slice_files(args.train) if f.resolve() not in held_out]
+        corpus, _ = _load([str(f) for f in train_files + test_files])
+        train = corpus.subset(corpus.rows_from_files(str(f) for f in train_files))
+        test = corpus.subset(corpus.rows_from_files(str(f) for f in test_files))
     else:
         corpus, _ = _load(args.train)
         train, test = corpus.split(args.test_share, seed=args.seed)
@@ -252,9 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--test", nargs="+", help="held-out slices (files under --train are left out of training)")
     evaluate.add_argument("--test-share", type=float, default=0.1, help="without --test: share of playlists held out")
     evaluate.add_argument("--max-cases", type=int, default=None)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=int, default=0, help="seeds the split, the cases and training")
     evaluate.add_argument("--json", action="store_true")
-    _add_model_options(evaluate)
+    _add_model_options(evaluate, shared=("seed",))
     evaluate.set_defaults(run=cmd_evaluate)
 
     submit = commands.add_parser("submit", help="write an official submission for a challenge set")

@@ -75,7 +75,8 @@ class Corpus:
     def matrix(self) -> sp.csr_matrix:
         """Binary playlist x track matrix (a track repeated in a playlist counts once)."""
         data = np.ones(self.n_entries, dtype=np.float32)
-        matrix = sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n_playlists, self.n_tracks))
+        # copy=True: sum_duplicates works in place and would otherwise rewrite this corpus's indices
+        matrix = sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n_playlists, self.n_tracks), copy=True)
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         return matrix

@@ -114,6 +114,40 @@ def _line_col(data: bytes, offset: int) -> str:
     return f"line {line}, column {col}"
 
 
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\Z)|[{}\[\],:]', re.DOTALL)
+
+
+def _path_at(data: bytes, offset: int) -> str:
+    """The field path (`playlists[3].tracks[0].track_uri`) open at byte `offset` of broken JSON.
+
+    Syntax errors come from the parser with a byte position only; walking the structure up to
+    there names the playlist and field, so a person knows where to look in a 33 MB file.
+    """
+    stack: list[list] = []  # [is_object, key or index]
+    key: bytes | None = None
+    for match in _JSON_TOKEN.finditer(data, 0, offset):
+        token = match.group()
+        first = token[:1]
+        if first == b'"':
+            key = token
+        elif first in (b"{", b"["):
+            stack.append([first == b"{", None if first == b"{" else 0])
+        elif first in (b"}", b"]"):
+            if stack:
+                stack.pop()
+        elif first == b":":
+            if stack and stack[-1][0] and key is not None:
+                stack[-1][1] = key[1:-1].decode("utf-8", "replace")
+        elif first == b"," and stack:
+            stack[-1][1] = None if stack[-1][0] else stack[-1][1] + 1
+    path = ""
+    for is_object, part in stack:
+        if part is None:
+            break
+        path += (f".{part}" if path else part) if is_object else f"[{part}]"
+    return path
+
+
 def _explain(error: msgspec.DecodeError, data: bytes) -> tuple[str, str]:
     """Turn a msgspec error into (field path, problem) a person can act on."""
     message = str(error)
@@ -126,17 +160,21 @@ def _explain(error: msgspec.DecodeError, data: bytes) -> tuple[str, str]:
             return path, "required field is missing"
         return path, text[0].lower() + text[1:] if text else message
     if "truncated" in message:
-        return "", f"file is truncated: it ends at byte {len(data)} before the JSON is complete"
+        end = len(data)
+        problem = f"file is truncated: it ends at byte {end} ({_line_col(data, end)}) before the JSON is complete"
+        return _path_at(data, end), problem
     if "UTF-8" in message:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return "", f"not valid UTF-8 text (bad byte at {_line_col(data, exc.start)})"
+            return _path_at(data, exc.start), f"not valid UTF-8 text (bad byte at {_line_col(data, exc.start)})"
         return "", "not valid UTF-8 text"
     position = _BYTE_POSITION.search(message)
     if position:
-        where = _line_col(data, int(position.group(1)))
-        return "", f"invalid JSON at {where}: {message.split(' (byte')[0].removeprefix('JSON is malformed: ')}"
+        offset = int(position.group(1))
+        where = _line_col(data, offset)
+        problem = message.split(" (byte")[0].removeprefix("JSON is malformed: ")
+        return _path_at(data, offset), f"invalid JSON at {where}: {problem}"
     return "", f"invalid JSON: {message}"
 
 
