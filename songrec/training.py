@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -94,6 +95,30 @@ def softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return per_playlist.mean()
 
 
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (world 1 when run alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the process group when started by torchrun (gloo on CPU, NCCL on CUDA GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size())
+
+
 def validation_score(model, cases, track_artist: np.ndarray) -> float:
     from songrec.metrics import evaluate_model
 
@@ -107,7 +132,9 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
 
     A share of playlists is held out for a per-epoch validation R-precision; the weights of the
     best epoch are kept and restored when training ends, is stopped by the callback returning
-    False, or is interrupted.
+    False, or is interrupted. Under torchrun each rank trains on its share of the playlists and
+    DistributedDataParallel averages the gradients; only rank 0 calls the callback, and a stop
+    request is ignored there (every rank must run the same steps).
     """
     from songrec.models.neural import pick_device
 
@@ -115,6 +142,9 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model.device = pick_device(config.device)
+    group = init_distributed(model.device)
+    if group.active and model.device.type == "cuda":
+        model.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", group.rank)) % torch.cuda.device_count())
     model.build_vocabulary(corpus)
     if len(model.vocab_ids) < 2:
         raise ValueError("too few tracks to train on: lower min_track_count or load more playlists")
@@ -128,22 +158,30 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
     if not playlists:
         raise ValueError("no training playlist has two or more tracks in the vocabulary")
 
+    steps = math.ceil(len(playlists) / (config.batch_size * group.world))
+    if group.active:
+        playlists = playlists[group.rank :: group.world]
+        rng = np.random.default_rng([config.seed, group.rank])
     model.network = model.new_network().to(model.device)
-    optimizer = torch.optim.AdamW(model.network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps = math.ceil(len(playlists) / config.batch_size)
+    network = model.network
+    if group.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        network = DistributedDataParallel(model.network, device_ids=[model.device.index] if model.device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     model.history, model.best_val_metric, model.best_epoch, model.epochs_trained = [], float("-inf"), 0, 0
     best_state = None
     started = time.perf_counter()
     try:
         for epoch in range(1, config.epochs + 1):
             model.network.train()
-            permutation = rng.permutation(len(playlists))
+            permutation = np.resize(rng.permutation(len(playlists)), steps * config.batch_size)
             losses = []
             stop = False
             for step in range(steps):
                 rows = permutation[step * config.batch_size : (step + 1) * config.batch_size]
                 seeds, targets = sample_batch(playlists, rows, rng, config.max_seeds, config.targets_per_playlist)
-                logits = model.network(torch.from_numpy(seeds).to(model.device))
+                logits = network(torch.from_numpy(seeds).to(model.device))
                 loss = softmax_loss(logits, torch.from_numpy(targets).to(model.device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -158,10 +196,10 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
                     if val > model.best_val_metric:
                         model.best_val_metric, model.best_epoch = val, epoch
                         best_state = copy.deepcopy(model.network.state_dict())
-                if callback is not None:
+                if callback is not None and group.rank == 0:
                     progress = TrainProgress(epoch, config.epochs, step + 1, steps, float(np.mean(losses)),
                                              time.perf_counter() - started, val, epoch_end, model.device.type)
-                    if callback(progress) is False:
+                    if callback(progress) is False and not group.active:
                         stop = True
                         break
             if stop:
