@@ -85,6 +85,15 @@ def _pad(rows: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def learning_rate_factor(step: int, total: int, warmup: float = 0.05, floor: float = 0.1) -> float:
+    """Linear warm-up over the first 5% of steps, then cosine decay to 10% of the peak (as in nanoGPT)."""
+    warm = max(1, int(total * warmup))
+    if step < warm:
+        return (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy averaged over each playlist's targets, then over playlists (padding ignored)."""
     log_probs = F.log_softmax(logits, dim=1)
@@ -169,6 +178,7 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
 
         network = DistributedDataParallel(model.network, device_ids=[model.device.index] if model.device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, steps * config.epochs))
     model.history, model.best_val_metric, model.best_epoch, model.epochs_trained = [], float("-inf"), 0, 0
     best_state = None
     started = time.perf_counter()
@@ -186,6 +196,7 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                schedule.step()
                 losses.append(loss.item())
                 epoch_end = step == steps - 1
                 val = float("nan")

@@ -6,8 +6,6 @@ so seeds unseen at training time still work.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from songrec.corpus import Corpus
@@ -32,16 +30,17 @@ class ALSRecommender(Recommender):
                 "min_count": self.min_count, "seed": self.seed}
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         self.item_ids = frequent_tracks(corpus, self.min_count)
         matrix = corpus.matrix()[:, self.item_ids].tocsr()
         matrix.data *= self.alpha
         model = AlternatingLeastSquares(factors=self.factors, regularization=self.l2, iterations=self.iterations,
                                         random_state=self.seed, calculate_training_loss=False)
-        model.fit(matrix, show_progress=False,
-                  callback=(lambda it, secs, loss: callback({"tracks_done": it, "tracks": self.iterations})) if callback else None)
+        progress = (lambda it, secs, loss: callback({"tracks_done": it, "tracks": self.iterations})) if callback else None
+        with threadpool_limits(1, "blas"):
+            model.fit(matrix, show_progress=False, callback=progress)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         self._prepare(corpus.n_tracks)
 
