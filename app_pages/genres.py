@@ -1,0 +1,165 @@
+"""Genre validation: for country, hip-hop and christmas playlists, how many of a model's top 15 stay in genre."""
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from songrec import explore
+from songrec.genres import DEFAULT_KEYWORDS, example_table, genre_match_counts, parse_keywords
+from songrec.ui import state
+
+state.page_header(
+    "Genre validation",
+    "Playlists named for a genre (by keywords) seed each model with their first tracks — never their title. A track's "
+    "genre is the genre it appears under most often. We count how many of the top recommendations carry the "
+    "playlist's genre, beside the popularity baseline and the share a random track would have (base rate).",
+)
+
+corpus, ref = state.corpus(), state.dataset()
+keywords = state.keywords()
+
+with (st.expander("Genre keywords (whole words of the playlist name, comma separated)"),
+      st.form("keywords_form", border=False)):
+        cols = st.columns(len(keywords))
+        edited = {genre: parse_keywords(col.text_input(genre, ", ".join(words), key=f"kw_{genre}"))
+                  for col, (genre, words) in zip(cols, keywords.items(), strict=True)}
+        apply, reset = st.columns([1, 6])
+        if apply.form_submit_button("Apply", type="primary"):
+            st.session_state["keywords"] = keywords = edited
+        if reset.form_submit_button("Reset to defaults"):
+            st.session_state["keywords"] = keywords = {g: list(w) for g, w in DEFAULT_KEYWORDS.items()}
+            for genre in DEFAULT_KEYWORDS:
+                st.session_state.pop(f"kw_{genre}", None)
+            st.rerun()
+
+c = st.columns(3)
+top_n = int(c[0].number_input("Top N recommendations", 5, 100, 15))
+n_seeds = int(c[1].number_input("Seed tracks (first K of each playlist)", 1, 100, 10))
+max_playlists = int(c[2].number_input("Playlists per genre (at most)", 10, 5000, 300, step=50,
+                                      help="A seeded random sample when a genre has more."))
+
+state.ensure_baseline("popularity")
+entries = state.models()
+usable = state.usable_models()
+labels = list(entries)
+order = ["neural"] + [k for k in labels if k != "neural"]
+chosen = st.multiselect("Models", [k for k in order if k in labels], default=[k for k in order if k in labels])
+if "popularity" not in chosen:
+    chosen.append("popularity")
+if "neural" not in entries:
+    st.caption("No neural model yet: train one on the **Train** page to see how it compares.")
+
+kw_key = state.keywords_key(keywords)
+playlist_labels, track_labels = state.genre_labels(ref.key, kw_key, corpus)
+params = (ref.key, kw_key, top_n, n_seeds, max_playlists)
+cache = st.session_state.setdefault("genre_results", {})
+results = {}
+missing = [m for m in chosen if (params, state.model_token(m)) not in cache]
+bar = st.progress(0.0, text="Scoring genre playlists…") if missing else None
+for i, label in enumerate(chosen):
+    key = (params, state.model_token(label))
+    if key not in cache:
+        cache[key] = {
+            genre: genre_match_counts(usable[label], corpus, genre, keywords, n=top_n, n_seeds=n_seeds,
+                                      max_playlists=max_playlists, model_name=label,
+                                      labels=(playlist_labels, track_labels))
+            for genre in keywords
+        }
+        bar.progress((i + 1) / len(chosen), text=f"Scored {label}")
+    results[label] = cache[key]
+if bar is not None:
+    bar.empty()
+
+genres = list(keywords)
+summary = pd.DataFrame([results[m][g].summary() for g in genres for m in chosen])
+if summary.empty or summary["playlists"].sum() == 0:
+    st.warning("No playlist in this dataset is named for these genres. Edit the keywords above or load other data.")
+    st.stop()
+
+# --------------------------------------------------------------------------- overview
+st.subheader(f"Matches in the top {top_n}, averaged over each genre's playlists")
+chance = summary.drop_duplicates("genre")[["genre", "expected_by_chance", "base_rate", "playlists"]]
+bars = pd.concat([
+    summary[["genre", "model", "mean_matches"]],
+    chance.assign(model="base rate (random track)", mean_matches=chance["expected_by_chance"])[
+        ["genre", "model", "mean_matches"]],
+])
+COLORS = ["#1DB954", "#535353", "#2D46B9", "#F59B23", "#AF2896", "#509BF5"]
+palette = alt.Scale(domain=[*chosen, "base rate (random track)"],
+                    range=[COLORS[i % len(COLORS)] for i in range(len(chosen))] + ["#C8C8C8"])
+st.altair_chart(
+    alt.Chart(bars).mark_bar().encode(
+        x=alt.X("genre:N", sort=genres, title=None, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("model:N", sort=[*chosen, "base rate (random track)"]),
+        y=alt.Y("mean_matches:Q", title=f"matching tracks in top {top_n}", scale=alt.Scale(domain=[0, top_n])),
+        color=alt.Color("model:N", scale=palette, legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["genre:N", "model:N", alt.Tooltip("mean_matches:Q", format=".2f", title="mean matches")],
+    ).properties(height=320),
+    width="stretch",
+)
+table = summary.assign(
+    share=summary["mean_share"].map(state.percent),
+    base_rate=summary["base_rate"].map(state.percent),
+)[["genre", "model", "playlists", "mean_matches", "share", "expected_by_chance", "base_rate"]]
+st.dataframe(
+    table, hide_index=True,
+    column_config={
+        "mean_matches": st.column_config.NumberColumn(f"mean matches / {top_n}", format="%.2f"),
+        "share": "share in genre",
+        "expected_by_chance": st.column_config.NumberColumn("expected by chance", format="%.2f"),
+        "base_rate": st.column_config.TextColumn("base rate", help="Share of the dataset's tracks with this label."),
+    },
+)
+
+# --------------------------------------------------------------------------- per playlist
+st.subheader("Per playlist")
+tabs = st.tabs([f"{g} ({results[chosen[0]][g].per_playlist.shape[0]} playlists)" for g in genres])
+for tab, genre in zip(tabs, genres, strict=True):
+    with tab:
+        per = pd.concat([results[m][genre].per_playlist.assign(model=m) for m in chosen])
+        if per.empty:
+            st.caption(f"No playlist named for {genre}.")
+            continue
+        counts = per.groupby(["model", "matches"]).size().reset_index(name="playlists")
+        st.altair_chart(
+            alt.Chart(counts).mark_bar().encode(
+                x=alt.X("matches:O", title=f"matching tracks in top {top_n}",
+                        scale=alt.Scale(domain=list(range(top_n + 1)))),
+                xOffset=alt.XOffset("model:N", sort=chosen),
+                y=alt.Y("playlists:Q"),
+                color=alt.Color("model:N", scale=palette, legend=alt.Legend(orient="bottom", title=None)),
+                tooltip=["model:N", "matches:O", "playlists:Q"],
+            ).properties(height=220),
+            width="stretch",
+        )
+        wide = per.pivot_table(index=["pid", "name"], columns="model", values="matches").reset_index()
+        st.dataframe(wide, hide_index=True, height=220)
+
+# --------------------------------------------------------------------------- examples
+st.subheader("Three example playlists")
+example_model = st.selectbox("Recommendations of", chosen, index=0, format_func=lambda k: entries[k].describe())
+tabs = st.tabs(genres)
+for tab, genre in zip(tabs, genres, strict=True):
+    with tab:
+        result = results[example_model][genre]
+        per = result.per_playlist
+        if per.empty:
+            st.caption(f"No playlist named for {genre}.")
+            continue
+        picks = sorted(set(np.linspace(0, len(per) - 1, num=min(3, len(per))).round().astype(int).tolist()))
+        cols = st.columns(len(picks))
+        for column, position in zip(cols, picks, strict=True):
+            with column:
+                row = int(per["row"].iat[position])
+                st.markdown(f"**{per['name'].iat[position]}** · pid {per['pid'].iat[position]}  \n"
+                            f"{per['matches'].iat[position]} of {top_n} in genre")
+                seeds = explore.tracks_table(corpus, corpus.playlist_tracks(row)[:n_seeds])
+                with st.expander(f"{len(seeds)} seed tracks"):
+                    st.dataframe(seeds[["track", "artist"]], hide_index=True)
+                st.dataframe(
+                    example_table(corpus, result, position, track_labels).drop(columns=["rank"]),
+                    hide_index=True,
+                    column_config={"match": st.column_config.CheckboxColumn("✓", width="small")},
+                    height=38 + 35 * top_n,
+                )

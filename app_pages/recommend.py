@@ -1,0 +1,109 @@
+"""Recommend: continue a dataset playlist (its later tracks held out and checked) or one you build."""
+
+import numpy as np
+import streamlit as st
+
+from songrec import explore
+from songrec.ui import state
+
+state.page_header("Recommend", "Pick a playlist from the dataset — the model sees its first tracks and we check its "
+                  "suggestions against the tracks it did not see — or build your own from a title and some tracks.")
+
+corpus = state.corpus()
+entries = state.models()
+
+if not entries:
+    st.info("No model fitted yet. Fit a quick baseline here, or train the neural model on the **Train** page.")
+    cols = st.columns(3)
+    if cols[0].button("Fit popularity"):
+        state.fit_baseline("popularity")
+    if cols[1].button("Fit item-kNN", type="primary"):
+        state.fit_baseline("itemknn")
+    entries = state.models()
+    if not entries:
+        st.stop()
+
+labels = list(entries)
+default = labels.index("neural") if "neural" in labels else len(labels) - 1
+c = st.columns([2, 1, 2])
+label = c[0].selectbox("Model", labels, index=default, format_func=lambda k: entries[k].describe())
+top_n = c[1].number_input("Recommendations", 5, 500, 20, step=5)
+mode = c[2].segmented_control("Playlist", ["From the dataset", "Build your own"], default="From the dataset",
+                              key="recommend_mode", required=True)
+model = state.usable_models()[label]
+
+
+def show_recommendations(table, truth=None) -> None:
+    config = {
+        "rank": st.column_config.NumberColumn("#", width="small"),
+        "score": st.column_config.NumberColumn("score", format="%.4f",
+                                               help="The model's score; empty for fill-ins (title model, popularity)."),
+        "hit": st.column_config.CheckboxColumn("in playlist", help="One of the held-out tracks of this playlist."),
+        "uri": st.column_config.TextColumn("uri", width="medium"),
+    }
+    shown = table.drop(columns=["id"])
+    st.dataframe(shown, hide_index=True, column_config=config, height=min(38 + 35 * len(shown), 600))
+
+
+if mode == "From the dataset":
+    query = st.text_input("Search playlist names", key="recommend_query", placeholder="e.g. christmas")
+    found = explore.search_playlists(corpus, query, limit=300)
+    found = found[found["tracks"] >= 2]
+    if found.empty:
+        st.warning("No playlist with two or more tracks matches that name.")
+        st.stop()
+    row = st.selectbox(f"Playlist ({len(found):,} match{'es' if len(found) != 1 else ''})", found["row"].tolist(),
+                       format_func=lambda r: explore.playlist_label(corpus, r), key="recommend_row")
+    length = int(corpus.lengths()[row])
+    c = st.columns([2, 1])
+    n_seeds = c[0].slider("Seed tracks (the first K; the rest are held out)", 1, max(1, length - 1),
+                          min(10, length - 1)) if length > 2 else 1
+    use_title = c[1].checkbox("Give the model the title", value=True)
+    seeds, truth = explore.holdout(corpus, row, n_seeds)
+    title = str(corpus.playlists["name"].iat[row]) if use_title else None
+    table = explore.recommendation_table(model, corpus, seeds, title, int(top_n), truth)
+    scores = explore.holdout_scores(table["id"].to_numpy(), truth)
+    m = st.columns(4)
+    m[0].metric("Seeds given", len(seeds))
+    m[1].metric("Held-out tracks", len(truth))
+    m[2].metric(f"Found in top {int(top_n)}", f"{scores['hits']}",
+                help="Recommendations that are among the playlist's held-out tracks.")
+    m[3].metric("R-precision", f"{scores['r_precision']:.3f}" if np.isfinite(scores["r_precision"]) else "–",
+                help="Share of the held-out tracks found among the first |held-out| recommendations "
+                     "(only the shown list counts).")
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown(f"**Seeds** ({len(seeds)}) and held-out tracks ({len(truth)})")
+        playlist = explore.tracks_table(corpus, corpus.playlist_tracks(row))
+        playlist.insert(1, "role", ["seed" if i < n_seeds else "held out" for i in range(len(playlist))])
+        st.dataframe(playlist.drop(columns=["uri", "album"]), hide_index=True, height=420)
+    with right:
+        st.markdown(f"**Top {int(top_n)} from {label}** — ticked: in the held-out part of the playlist")
+        show_recommendations(table)
+
+else:
+    seeds_key = f"custom_seeds:{state.dataset().key}"  # track ids mean nothing in another dataset
+    chosen: list[int] = st.session_state.setdefault(seeds_key, [])
+    title = st.text_input("Playlist title (optional)", key="custom_title", placeholder="e.g. road trip country")
+    query = st.text_input("Search tracks or artists to add", key="track_query", placeholder="e.g. whiskey")
+    found = explore.search_tracks(corpus, query, limit=50)
+    options = list(dict.fromkeys(chosen + found["id"].astype(int).tolist()))
+    picked = st.multiselect("Tracks in your playlist", options, default=chosen,
+                            format_func=lambda t: explore.track_label(corpus, t),
+                            placeholder="Search above, then pick tracks here")
+    st.session_state[seeds_key] = chosen = [int(t) for t in picked]
+    if query and found.empty:
+        st.caption("No track or artist matches that search.")
+    if not chosen and not title.strip():
+        st.info("Give a title, some tracks, or both.")
+        st.stop()
+    table = explore.recommendation_table(model, corpus, chosen, title.strip() or None, int(top_n))
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown(f"**Your playlist** ({len(chosen)} track{'s' if len(chosen) != 1 else ''})"
+                    + (f" — “{title.strip()}”" if title.strip() else ""))
+        if chosen:
+            st.dataframe(explore.tracks_table(corpus, chosen).drop(columns=["uri", "album"]), hide_index=True)
+    with right:
+        st.markdown(f"**Top {int(top_n)} from {label}**")
+        show_recommendations(table)

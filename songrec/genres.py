@@ -1,0 +1,237 @@
+"""Genre validation: do a model's recommendations for a country playlist stay country?
+
+Playlists get a genre from keywords in their names ("rap", "hip hop", ... -> hip-hop); a track's
+genre is the most common genre among the named-genre playlists it appears in. For each playlist
+of a genre, a model is seeded with the playlist's first tracks (never its title: the title holds
+the keyword) and we count how many of its top 15 recommendations carry that genre label, next to
+the share a random track would have (the base rate).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from songrec.corpus import Corpus
+from songrec.models.title import normalize_name
+
+DEFAULT_KEYWORDS: dict[str, list[str]] = {
+    "country": ["country"],
+    "hip-hop": ["rap", "hip hop", "hiphop", "trap"],
+    "christmas": ["christmas", "xmas", "holiday"],
+}
+"""The three genres the validation reports on; keywords are matched as whole words of the name."""
+
+MORE_KEYWORDS: dict[str, list[str]] = {
+    "rock": ["rock"],
+    "pop": ["pop"],
+    "edm": ["edm", "house", "electronic"],
+    "indie": ["indie", "alternative"],
+    "latin": ["latin", "latino", "reggaeton"],
+    "jazz": ["jazz"],
+    "classical": ["classical", "piano"],
+}
+"""Further genres, for colouring the embedding map."""
+
+KeywordMap = Mapping[str, Sequence[str]]
+
+
+def parse_keywords(text: str) -> list[str]:
+    """'rap, hip hop ,trap' -> ['rap', 'hip hop', 'trap'] (normalized like playlist names)."""
+    words = [normalize_name(part) for part in re.split(r"[,\n;]", text)]
+    return [w for w in dict.fromkeys(words) if w]
+
+
+def _patterns(keywords: KeywordMap) -> dict[str, re.Pattern[str] | None]:
+    patterns = {}
+    for genre, words in keywords.items():
+        normalized = [normalize_name(w) for w in words]
+        normalized = [w for w in normalized if w]
+        patterns[genre] = (
+            re.compile(r"(?:^| )(?:" + "|".join(re.escape(w) for w in normalized) + r")(?: |$)") if normalized else None
+        )
+    return patterns
+
+
+def name_genre(name: str, keywords: KeywordMap = DEFAULT_KEYWORDS) -> str | None:
+    """The genre a playlist name names, or None (no keyword, or keywords of two genres)."""
+    normalized = normalize_name(name)
+    found = [g for g, p in _patterns(keywords).items() if p is not None and p.search(normalized)]
+    return found[0] if len(found) == 1 else None
+
+
+def playlist_genres(corpus: Corpus, keywords: KeywordMap = DEFAULT_KEYWORDS) -> np.ndarray:
+    """Per playlist row, the genre its name names (object array; None when none or ambiguous)."""
+    patterns = _patterns(keywords)
+    genres = np.asarray(list(patterns), dtype=object)
+    names = [normalize_name(str(n)) if isinstance(n, str) else "" for n in corpus.playlists["name"].tolist()]
+    hits = np.zeros((corpus.n_playlists, len(genres)), dtype=bool)
+    for column, pattern in enumerate(patterns.values()):
+        if pattern is not None:
+            hits[:, column] = [pattern.search(name) is not None for name in names]
+    labels = np.full(corpus.n_playlists, None, dtype=object)
+    single = hits.sum(axis=1) == 1
+    if single.any():
+        labels[single] = genres[hits[single].argmax(axis=1)]
+    return labels
+
+
+def track_genre_counts(corpus: Corpus, playlist_labels: np.ndarray, genres: Sequence[str]) -> np.ndarray:
+    """n_tracks x n_genres: in how many playlists of each genre each track appears."""
+    index = {g: i for i, g in enumerate(genres)}
+    rows = np.flatnonzero([label in index for label in playlist_labels])
+    if len(rows) == 0:
+        return np.zeros((corpus.n_tracks, len(genres)), dtype=np.int32)
+    columns = np.asarray([index[playlist_labels[r]] for r in rows])
+    membership = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (columns, rows)), shape=(len(genres), corpus.n_playlists)
+    )
+    counts = (membership @ corpus.matrix()).toarray()
+    return np.ascontiguousarray(counts.T, dtype=np.int32)
+
+
+def track_genres(
+    corpus: Corpus, keywords: KeywordMap = DEFAULT_KEYWORDS, playlist_labels: np.ndarray | None = None
+) -> np.ndarray:
+    """Per track id, its majority genre among the named-genre playlists it is in (None if in none).
+
+    Ties go to the genre listed first in `keywords`.
+    """
+    genres = list(keywords)
+    labels = playlist_genres(corpus, keywords) if playlist_labels is None else playlist_labels
+    counts = track_genre_counts(corpus, labels, genres)
+    out = np.full(corpus.n_tracks, None, dtype=object)
+    has = counts.sum(axis=1) > 0
+    if has.any() and genres:
+        best = counts[has].argmax(axis=1)
+        out[has] = np.asarray(genres, dtype=object)[best]
+    return out
+
+
+@dataclass
+class GenreMatch:
+    """How often one model's top-n recommendations match a genre, per playlist and on average."""
+
+    genre: str
+    model: str
+    n: int
+    n_seeds: int
+    per_playlist: pd.DataFrame
+    """row, pid, name, seeds, matches, share, recommended (track ids), matched (bools)."""
+    base_rate: float
+    """Share of the corpus's tracks that carry the genre label: a random track's chance to match."""
+    entry_rate: float
+    """Share of all playlist entries whose track carries the label (a popularity-weighted chance)."""
+
+    @property
+    def mean_matches(self) -> float:
+        return float(self.per_playlist["matches"].mean()) if len(self.per_playlist) else float("nan")
+
+    @property
+    def expected_by_chance(self) -> float:
+        return self.n * self.base_rate
+
+    def summary(self) -> dict:
+        return {
+            "genre": self.genre,
+            "model": self.model,
+            "playlists": len(self.per_playlist),
+            "mean_matches": self.mean_matches,
+            "mean_share": self.mean_matches / self.n if self.n else float("nan"),
+            "base_rate": self.base_rate,
+            "expected_by_chance": self.expected_by_chance,
+            "entry_rate": self.entry_rate,
+        }
+
+
+def genre_rows(
+    corpus: Corpus,
+    genre: str,
+    playlist_labels: np.ndarray,
+    min_tracks: int = 2,
+    max_playlists: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Rows of the playlists named for `genre` (a seeded random sample when max_playlists is set)."""
+    rows = np.flatnonzero((playlist_labels == genre) & (corpus.lengths() >= min_tracks))
+    if max_playlists is not None and len(rows) > max_playlists:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_playlists, replace=False))
+    return rows
+
+
+def genre_match_counts(
+    model,
+    corpus: Corpus,
+    genre: str,
+    keywords: KeywordMap = DEFAULT_KEYWORDS,
+    n: int = 15,
+    n_seeds: int = 10,
+    max_playlists: int | None = 300,
+    seed: int = 0,
+    model_name: str | None = None,
+    labels: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 128,
+) -> GenreMatch:
+    """Seed `model` with the first `n_seeds` tracks of each `genre` playlist; count genre matches in its top n.
+
+    `labels` = (playlist labels, track labels) may be passed to reuse them across models.
+    """
+    if genre not in keywords:
+        raise ValueError(f"no keywords for genre {genre!r}; known: {', '.join(keywords)}")
+    playlist_labels, track_labels = labels if labels is not None else (None, None)
+    if playlist_labels is None:
+        playlist_labels = playlist_genres(corpus, keywords)
+    if track_labels is None:
+        track_labels = track_genres(corpus, keywords, playlist_labels)
+    is_genre = track_labels == genre
+    used = corpus.track_counts > 0
+    base_rate = float(is_genre[used].mean()) if used.any() else float("nan")
+    entry_rate = float(is_genre[corpus.indices].mean()) if corpus.n_entries else float("nan")
+    rows = genre_rows(corpus, genre, playlist_labels, min_tracks=2, max_playlists=max_playlists, seed=seed)
+    records = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        seed_lists = [corpus.playlist_tracks(int(r))[:n_seeds].astype(np.int64) for r in batch]
+        results = model.recommend_batch(seed_lists, [None] * len(batch), n)
+        for row, seeds, (ids, _) in zip(batch, seed_lists, results, strict=True):
+            matched = is_genre[ids]
+            records.append(
+                {
+                    "row": int(row),
+                    "pid": int(corpus.playlists["pid"].iat[row]),
+                    "name": str(corpus.playlists["name"].iat[row]),
+                    "seeds": len(seeds),
+                    "matches": int(matched.sum()),
+                    "share": float(matched.mean()) if len(ids) else 0.0,
+                    "recommended": ids,
+                    "matched": matched,
+                }
+            )
+        if progress is not None:
+            progress(min(start + batch_size, len(rows)), len(rows))
+    columns = ["row", "pid", "name", "seeds", "matches", "share", "recommended", "matched"]
+    per_playlist = pd.DataFrame.from_records(records, columns=columns)
+    name = model_name or getattr(model, "name", type(model).__name__)
+    return GenreMatch(genre, name, n, n_seeds, per_playlist, base_rate, entry_rate)
+
+
+def example_table(corpus: Corpus, result: GenreMatch, position: int, track_labels: np.ndarray) -> pd.DataFrame:
+    """The recommendations for one playlist of a GenreMatch, with their labels and match marks."""
+    row = result.per_playlist.iloc[position]
+    ids = np.asarray(row["recommended"], dtype=np.int64)
+    tracks = corpus.tracks.iloc[ids]
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(ids) + 1),
+            "match": np.asarray(row["matched"], dtype=bool),
+            "track": tracks["name"].to_numpy(),
+            "artist": tracks["artist"].to_numpy(),
+            "genre label": [g if g is not None else "" for g in track_labels[ids]],
+        }
+    )

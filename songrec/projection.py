@@ -1,0 +1,119 @@
+"""A 2-D map of track embeddings: t-SNE (scikit-learn) over the most frequent tracks.
+
+Any model with `track_embeddings()` (the neural model) gives the vectors; `svd_embeddings` makes
+vectors from the playlist-track matrix alone, so the map can be drawn before a model is trained.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from songrec.corpus import Corpus
+
+
+def model_embeddings(model, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
+    """(track ids of `corpus`, vectors) for a model that learned track embeddings.
+
+    A model wrapped for another corpus (AlignedRecommender) is translated through track URIs;
+    tracks the corpus does not know are dropped. Raises ValueError for a model without embeddings.
+    """
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(model, "to_corpus"):
+        ids, vectors = _own_embeddings(inner)
+        mapped = np.asarray(model.to_corpus)[ids]
+        keep = mapped >= 0
+        return mapped[keep].astype(np.int64), vectors[keep]
+    ids, vectors = _own_embeddings(model)
+    if len(ids) and ids.max() >= corpus.n_tracks:
+        raise ValueError("the model was trained on other data: wrap it for this corpus first")
+    return ids, vectors
+
+
+def _own_embeddings(model) -> tuple[np.ndarray, np.ndarray]:
+    if not hasattr(model, "track_embeddings"):
+        raise ValueError(f"the {getattr(model, 'name', 'chosen')} model has no track embeddings")
+    ids, vectors = model.track_embeddings()
+    return np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
+
+
+def svd_embeddings(
+    corpus: Corpus, dim: int = 32, max_tracks: int = 20_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Track vectors from a truncated SVD of the playlist-track matrix (the most frequent tracks only)."""
+    from sklearn.decomposition import TruncatedSVD
+    from threadpoolctl import threadpool_limits
+
+    ids = most_frequent(corpus, np.arange(corpus.n_tracks), max_tracks)
+    matrix = corpus.matrix()[:, ids].T.tocsr().astype(np.float32)
+    dim = max(1, min(dim, min(matrix.shape) - 1))
+    with threadpool_limits(limits=1):
+        vectors = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(matrix)
+    return ids, vectors.astype(np.float32)
+
+
+def most_frequent(corpus: Corpus, ids: np.ndarray, n: int) -> np.ndarray:
+    """The n of `ids` in most playlists of the corpus (ties by id), most frequent first; unused ids dropped."""
+    ids = np.asarray(ids, dtype=np.int64)
+    counts = corpus.track_counts[ids]
+    order = np.lexsort((ids, -counts))
+    order = order[counts[order] > 0]
+    return ids[order[:n]]
+
+
+def tsne_coordinates(vectors: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE coordinates (cosine distances); perplexity is clipped below the number of points."""
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    count = len(vectors)
+    if count == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    if count < 4:
+        return np.column_stack([np.arange(count), np.zeros(count)]).astype(np.float32)
+    perplexity = float(min(max(perplexity, 1.0), (count - 1) / 3.0))
+    tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
+    # One native thread: on a busy machine, OpenMP threads fighting over cores make t-SNE 10x slower.
+    with threadpool_limits(limits=1):
+        return tsne.fit_transform(np.asarray(vectors, dtype=np.float32)).astype(np.float32)
+
+
+def track_projection(
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    corpus: Corpus,
+    n: int = 1000,
+    perplexity: float = 30.0,
+    labels: np.ndarray | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """t-SNE of the n most frequent tracks among `ids`: x, y, track_id, track, artist, count, genre.
+
+    `labels` is a per-track-id genre array (None = no label, shown as "other").
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    position = {int(t): i for i, t in enumerate(ids)}
+    chosen = most_frequent(corpus, ids, n)
+    points = tsne_coordinates(np.asarray(vectors)[[position[int(t)] for t in chosen]], perplexity, seed)
+    frame = pd.DataFrame(
+        {
+            "x": points[:, 0] if len(points) else np.zeros(0),
+            "y": points[:, 1] if len(points) else np.zeros(0),
+            "track_id": chosen,
+            "track": corpus.tracks["name"].to_numpy()[chosen],
+            "artist": corpus.tracks["artist"].to_numpy()[chosen],
+            "count": corpus.track_counts[chosen],
+        }
+    )
+    return with_genres(frame, labels)
+
+
+def with_genres(frame: pd.DataFrame, labels: np.ndarray | None) -> pd.DataFrame:
+    """Set the `genre` column of a projection from a per-track-id label array."""
+    frame = frame.copy()
+    if labels is None:
+        frame["genre"] = "other"
+    else:
+        values = np.asarray(labels, dtype=object)[frame["track_id"].to_numpy()]
+        frame["genre"] = [v if v is not None else "other" for v in values]
+    return frame

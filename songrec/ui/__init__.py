@@ -1,0 +1,1 @@
+"""The Streamlit app's helpers. `songrec.ui.state` imports streamlit; nothing else in songrec imports this package."""

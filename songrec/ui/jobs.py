@@ -1,0 +1,101 @@
+"""Fitting a model in a background thread, so a page can show progress, be left and come back, and stop it.
+
+No Streamlit here: the page polls `FitJob` (status, progress, the model's history) on each rerun.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any
+
+
+class FitJob:
+    """Runs `model.fit(corpus, callback)` in a daemon thread; `stop()` makes the callback return False."""
+
+    def __init__(self, model, corpus, label: str, meta: dict | None = None) -> None:
+        self.model = model
+        self.corpus = corpus
+        self.label = label
+        self.meta = dict(meta or {})
+        self.status = "pending"
+        self.error: str | None = None
+        self.details: str | None = None
+        self.last: Any = None
+        self.started = 0.0
+        self.finished = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FitJob:
+        self.status = "running"
+        self.started = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name=f"songrec-fit-{self.label}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.model.fit(self.corpus, callback=self._callback)
+            self.status = "stopped" if self._stop.is_set() else "done"
+        except Exception as exc:  # shown on the page, never swallowed
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.details = traceback.format_exc()
+            self.status = "failed"
+        finally:
+            self.finished = time.perf_counter()
+
+    def _callback(self, progress: Any) -> bool:
+        self.last = progress
+        return not self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() and self.running
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("pending", "running")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    @property
+    def seconds(self) -> float:
+        end = self.finished if not self.running else time.perf_counter()
+        return end - self.started if self.started else 0.0
+
+    @property
+    def fraction(self) -> float:
+        """Share of the work done, from the last progress report (0..1)."""
+        last = self.last
+        if not self.running:
+            return 1.0
+        if last is None:
+            return 0.0
+        if hasattr(last, "epochs") and hasattr(last, "steps"):
+            total = max(1, last.epochs * last.steps)
+            return min(1.0, ((last.epoch - 1) * last.steps + last.step) / total)
+        if isinstance(last, dict) and last.get("tracks"):
+            return min(1.0, last.get("tracks_done", 0) / last["tracks"])
+        return 0.0
+
+    def describe(self) -> str:
+        """One line on where the job stands."""
+        last = self.last
+        if self.status == "failed":
+            return f"failed: {self.error}"
+        if last is not None and hasattr(last, "epochs"):
+            text = f"epoch {last.epoch}/{last.epochs}, step {last.step}/{last.steps}, loss {last.loss:.4f}"
+        else:
+            text = "starting" if self.running else ""
+        if self.stopping:
+            return f"stopping after this step — {text}"
+        return f"{self.status}: {text}" if not self.running else text
