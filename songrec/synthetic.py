@@ -7,12 +7,14 @@ measured on them carry over to the real MPD.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from songrec.mpd import Playlist, SliceInfo, Track, encode_slice
@@ -177,12 +179,35 @@ def _lengths(rng: np.random.Generator, count: int) -> np.ndarray:
     return np.clip(rng.lognormal(np.log(48), 0.85, size=count), 5, 250).astype(np.int64)
 
 
-def generate_playlists(catalogue: Catalogue, first_pid: int, count: int, seed: int) -> list[Playlist]:
+@dataclass
+class _Draw:
+    """One generated playlist before rendering: its tracks and every other field."""
+
+    pid: int
+    ids: np.ndarray
+    name: str
+    modified_at: int
+    num_followers: int
+    num_edits: int
+    description: str | None
+
+    def playlist(self, catalogue: Catalogue, tracks: list[Track]) -> Playlist:
+        ids = self.ids
+        return Playlist(
+            name=self.name, collaborative="false", pid=self.pid, modified_at=self.modified_at,
+            num_tracks=len(ids), num_albums=len(set(catalogue.album[ids].tolist())),
+            num_followers=self.num_followers, tracks=tracks, num_edits=self.num_edits,
+            duration_ms=int(catalogue.durations[ids].sum()), num_artists=len(set(catalogue.artist[ids].tolist())),
+            description=self.description,
+        )
+
+
+def _draw_playlists(catalogue: Catalogue, first_pid: int, count: int, seed: int) -> Iterator[_Draw]:
+    """The random draws of a slice, in a fixed order (the rendering never touches the generator)."""
     rng = np.random.default_rng([seed, first_pid])
     shares = np.array([g.share for g in GENRES])
     genres = rng.choice(len(GENRES), size=count, p=shares / shares.sum())
     lengths = _lengths(rng, count)
-    playlists = []
     for offset in range(count):
         genre, length = int(genres[offset]), int(lengths[offset])
         pure = rng.random() < PURE_SHARE
@@ -191,31 +216,87 @@ def generate_playlists(catalogue: Catalogue, first_pid: int, count: int, seed: i
         main_ids = _unique_draw(rng, catalogue, genre, n_main)
         ids = np.concatenate([main_ids, _unique_draw(rng, catalogue, other, length - n_main, exclude=main_ids)])
         rng.shuffle(ids)
-        if pure or rng.random() < 0.5:
-            names = GENRES[genre].playlist_names
-        else:
-            names = GENERIC_NAMES
-        tracks = [
-            Track(
-                pos=pos, artist_name=catalogue.artist_names[catalogue.artist[t]], track_uri=catalogue.uris[t],
-                artist_uri=catalogue.artist_uris[catalogue.artist[t]], track_name=catalogue.names[t],
-                album_uri=catalogue.album_uris[catalogue.album[t]], duration_ms=int(catalogue.durations[t]),
-                album_name=catalogue.album_names[catalogue.album[t]],
-            )
-            for pos, t in enumerate(ids.tolist())
-        ]
-        playlists.append(
-            Playlist(
-                name=names[int(rng.integers(len(names)))], collaborative="false", pid=first_pid + offset,
-                modified_at=int(1_400_000_000 + rng.integers(0, 100_000_000)), num_tracks=len(tracks),
-                num_albums=len(set(catalogue.album[ids].tolist())), num_followers=int(rng.zipf(2.0)),
-                tracks=tracks, num_edits=int(rng.integers(1, 30)),
-                duration_ms=int(catalogue.durations[ids].sum()),
-                num_artists=len(set(catalogue.artist[ids].tolist())),
-                description="songs for the season" if rng.random() < 0.02 else None,
-            )
+        names = GENRES[genre].playlist_names if pure or rng.random() < 0.5 else GENERIC_NAMES
+        yield _Draw(
+            pid=first_pid + offset, ids=ids, name=names[int(rng.integers(len(names)))],
+            modified_at=int(1_400_000_000 + rng.integers(0, 100_000_000)), num_followers=int(rng.zipf(2.0)),
+            num_edits=int(rng.integers(1, 30)), description="songs for the season" if rng.random() < 0.02 else None,
         )
-    return playlists
+
+
+def _track(catalogue: Catalogue, t: int, pos: int | None) -> Track:
+    return Track(
+        pos=pos, artist_name=catalogue.artist_names[catalogue.artist[t]], track_uri=catalogue.uris[t],
+        artist_uri=catalogue.artist_uris[catalogue.artist[t]], track_name=catalogue.names[t],
+        album_uri=catalogue.album_uris[catalogue.album[t]], duration_ms=int(catalogue.durations[t]),
+        album_name=catalogue.album_names[catalogue.album[t]],
+    )
+
+
+def generate_playlists(catalogue: Catalogue, first_pid: int, count: int, seed: int) -> list[Playlist]:
+    return [
+        draw.playlist(catalogue, [_track(catalogue, t, pos) for pos, t in enumerate(draw.ids.tolist())])
+        for draw in _draw_playlists(catalogue, first_pid, count, seed)
+    ]
+
+
+_TRACKS_MARKER = '\n            "tracks": []'
+_TRACK_OPEN = '\n                {\n                    "pos": '
+
+
+class _Renderer:
+    """Writes slices as text without a Track object per entry: each track's JSON (all fields but
+    `pos`) is rendered once, in exactly the layout `encode_slice` gives, and joined per playlist.
+    The bytes equal `encode_slice(generate_playlists(...))`, several times faster."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._fragments: list[str] | None = None
+
+    def fragments(self) -> list[str]:
+        """Every track's fields after `pos`, indented for its place in a slice (built on first use)."""
+        if self._fragments is None:
+            c = self.catalogue
+            quote = msgspec.json.Encoder().encode
+
+            def quoted(values) -> list[str]:
+                return [quote(v).decode() for v in values]
+
+            artist_names, artist_uris = quoted(c.artist_names), quoted(c.artist_uris)
+            album_names, album_uris = quoted(c.album_names), quoted(c.album_uris)
+            indent, close = " " * 20, " " * 16
+            self._fragments = [
+                f',\n{indent}"artist_name": {artist_names[a]},\n{indent}"track_uri": {uri},\n'
+                f'{indent}"artist_uri": {artist_uris[a]},\n{indent}"track_name": {name},\n'
+                f'{indent}"album_uri": {album_uris[b]},\n{indent}"duration_ms": {d},\n'
+                f'{indent}"album_name": {album_names[b]}\n{close}}}'
+                for a, b, d, uri, name in zip(
+                    c.artist.tolist(), c.album.tolist(), c.durations.tolist(), quoted(c.uris), quoted(c.names),
+                    strict=True,
+                )
+            ]
+        return self._fragments
+
+    def slice_bytes(self, first_pid: int, count: int, seed: int, info: SliceInfo) -> bytes:
+        catalogue, fragments = self.catalogue, self.fragments()
+        draws = list(_draw_playlists(catalogue, first_pid, count, seed))
+        skeleton = encode_slice([draw.playlist(catalogue, []) for draw in draws], info).decode()
+        parts = skeleton.split(_TRACKS_MARKER)
+        if len(parts) != len(draws) + 1:
+            raise AssertionError("unexpected slice layout")
+        out = [parts[0]]
+        for draw, rest in zip(draws, parts[1:], strict=True):
+            out.append('\n            "tracks": [')
+            out.append(",".join([f"{_TRACK_OPEN}{pos}{fragments[t]}" for pos, t in enumerate(draw.ids.tolist())]))
+            out.append("\n            ]")
+            out.append(rest)
+        return "".join(out).encode()
+
+
+def _slice_name(start: int, slice_size: int) -> tuple[str, SliceInfo]:
+    name = f"mpd.slice.{start}-{start + slice_size - 1}.json"
+    info = SliceInfo(generated_on="songrec synthetic demo", slice=f"{start}-{start + slice_size - 1}", version="v1")
+    return name, info
 
 
 def iter_demo_slices(
@@ -223,12 +304,21 @@ def iter_demo_slices(
 ) -> Iterator[tuple[str, bytes]]:
     """Yield (file name, JSON bytes) of generated slices, one file of `slice_size` playlists at a time."""
     catalogue = make_catalogue(n_tracks or max(200, round(TRACKS_PER_PLAYLIST * n_playlists)), seed)
+    renderer = _Renderer(catalogue)
     for start in range(0, n_playlists, slice_size):
         count = min(slice_size, n_playlists - start)
-        playlists = generate_playlists(catalogue, start, count, seed)
-        name = f"mpd.slice.{start}-{start + slice_size - 1}.json"
-        info = SliceInfo(generated_on="songrec synthetic demo", slice=f"{start}-{start + slice_size - 1}", version="v1")
-        yield name, encode_slice(playlists, info)
+        name, info = _slice_name(start, slice_size)
+        yield name, renderer.slice_bytes(start, count, seed, info)
+
+
+_WORKER: tuple[_Renderer, Path, int, int, int] | None = None
+
+
+def _write_one(start: int) -> str:
+    renderer, folder, n_playlists, seed, slice_size = _WORKER
+    name, info = _slice_name(start, slice_size)
+    (folder / name).write_bytes(renderer.slice_bytes(start, min(slice_size, n_playlists - start), seed, info))
+    return name
 
 
 def write_demo(
@@ -237,19 +327,44 @@ def write_demo(
     seed: int = 0,
     n_tracks: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> list[Path]:
-    """Write generated slices into `out`; returns the file paths."""
+    """Write generated slices into `out`; returns the file paths.
+
+    `workers` processes render files in parallel (default: up to 2 for 20 files or more, where
+    the work pays for the processes); the files are the same bytes whatever the number.
+    """
+    global _WORKER
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    total = -(-n_playlists // 1000)
-    paths = []
-    for done, (name, data) in enumerate(iter_demo_slices(n_playlists, seed, n_tracks), start=1):
-        path = folder / name
-        path.write_bytes(data)
-        paths.append(path)
-        if progress is not None:
-            progress(done, total)
-    return paths
+    slice_size = 1000
+    starts = list(range(0, n_playlists, slice_size))
+    total = len(starts)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if total >= 20 else 1
+    workers = max(1, min(workers, total))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        paths = []
+        for done, (name, data) in enumerate(iter_demo_slices(n_playlists, seed, n_tracks), start=1):
+            path = folder / name
+            path.write_bytes(data)
+            paths.append(path)
+            if progress is not None:
+                progress(done, total)
+        return paths
+    catalogue = make_catalogue(n_tracks or max(200, round(TRACKS_PER_PLAYLIST * n_playlists)), seed)
+    _WORKER = (_Renderer(catalogue), folder, n_playlists, seed, slice_size)
+    names = []
+    try:
+        # forked workers share the catalogue; each renders and writes whole files
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for done, name in enumerate(pool.imap(_write_one, starts), start=1):
+                names.append(name)
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        _WORKER = None
+    return [folder / name for name in names]
 
 
 def genre_of_name(name: str) -> str | None:
