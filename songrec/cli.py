@@ -224,6 +224,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     corpus, _ = _load(args.data, max_files=config.max_files)
     args.model, args.checkpoint = "neural", None
     model = _build_model(args, corpus)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     model.save(args.out)
     print(f"saved {args.out} (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})")
     return 0
