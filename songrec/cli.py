@@ -221,7 +221,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
-    corpus, _ = _load(args.data, max_files=config.max_files)
+    corpus, _ = _load(args.data, max_files=config.max_files or None)
     args.model, args.checkpoint = "neural", None
     model = _build_model(args, corpus)
     if int(os.environ.get("RANK", "0")) != 0:

@@ -24,6 +24,10 @@ class TrainConfig:
     max_vocab: int = 300_000
     """The network scores at most this many of the most frequent tracks (0 = no cap)."""
     max_seeds: int = 100
+    min_title_count: int = 2
+    """Title words in at least this many playlists feed the network (0 = titles off: the notebook's inputs)."""
+    title_dropout: float = 0.2
+    """Share of training examples shown without their title, so the model also works without one."""
     tied: bool = True
     """Score tracks by a dot product with the input embeddings (tied) or by a separate Linear head."""
     val_share: float = 0.05

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from songrec.corpus import Corpus
+from songrec.models.neural import pad_rows
 from songrec.models.base import FitCallback
-from songrec.protocol import CATEGORIES, make_cases
+from songrec.protocol import make_cases
 
 VALIDATION_CASES = 400
 
@@ -40,49 +41,59 @@ class TrainProgress:
     device: str
 
 
-def playlist_items(model, corpus: Corpus) -> list[np.ndarray]:
-    """Each playlist as distinct model items (vocabulary tracks only), in playlist order."""
+@dataclass
+class TrainingPlaylist:
+    items: np.ndarray
+    """Distinct model items (vocabulary tracks only), in playlist order."""
+    words: np.ndarray
+    """Title word ids."""
+
+
+def training_playlists(model, corpus: Corpus) -> list[TrainingPlaylist]:
+    """The playlists with two or more vocabulary tracks, as model items and title words."""
     items = model.to_item[corpus.indices]
     out = []
     for row in range(corpus.n_playlists):
         chunk = items[corpus.indptr[row] : corpus.indptr[row + 1]]
         chunk = chunk[chunk > 0]
         _, first = np.unique(chunk, return_index=True)
-        out.append(chunk[np.sort(first)])
-    return [p for p in out if len(p) >= 2]
+        if len(first) >= 2:
+            out.append(TrainingPlaylist(chunk[np.sort(first)], model.title_words(corpus.playlists["name"].iat[row])))
+    return out
 
 
 def sample_batch(
-    playlists: list[np.ndarray], rows: np.ndarray, rng: np.random.Generator, max_seeds: int, max_targets: int
-) -> tuple[np.ndarray, np.ndarray]:
+    playlists: list[TrainingPlaylist], rows: np.ndarray, rng: np.random.Generator, config
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random seed/target splits: half keep playlist order (first k), half pick seeds anywhere.
 
     The seed count is log-uniform in [1, min(len-1, max_seeds)], as the challenge asks from 1 to
-    100 seeds; up to max_targets of the remaining tracks are the targets.
+    100 seeds; up to targets_per_playlist of the remaining tracks are the targets. A share of
+    examples hides the title (title_dropout) and, where a title is known, one in ten hides the
+    seeds instead (title-only playlists).
     """
-    seeds_out, targets_out = [], []
+    seeds_out, targets_out, words_out = [], [], []
     for row in rows:
-        tracks = playlists[row]
-        upper = min(len(tracks) - 1, max_seeds)
+        playlist = playlists[row]
+        tracks, words = playlist.items, playlist.words
+        upper = min(len(tracks) - 1, config.max_seeds)
         k = int(np.exp(rng.uniform(0.0, np.log(upper + 1)))) if upper > 1 else 1
         k = min(max(k, 1), upper)
+        if rng.random() < config.title_dropout:
+            words = words[:0]
+        elif len(words) and rng.random() < 0.1:
+            k = 0
         if rng.random() < 0.5:
             seeds, rest = tracks[:k], tracks[k:]
         else:
             order = rng.permutation(len(tracks))
             seeds, rest = tracks[order[:k]], tracks[order[k:]]
-        if len(rest) > max_targets:
-            rest = rest[rng.choice(len(rest), size=max_targets, replace=False)]
+        if len(rest) > config.targets_per_playlist:
+            rest = rest[rng.choice(len(rest), size=config.targets_per_playlist, replace=False)]
         seeds_out.append(seeds)
         targets_out.append(rest)
-    return _pad(seeds_out), _pad(targets_out)
-
-
-def _pad(rows: list[np.ndarray]) -> np.ndarray:
-    out = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
+        words_out.append(words)
+    return pad_rows(seeds_out), pad_rows(targets_out), pad_rows(words_out)
 
 
 def learning_rate_factor(step: int, total: int, warmup: float = 0.05, floor: float = 0.1) -> float:
@@ -161,9 +172,10 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
     n_val = min(int(round(corpus.n_playlists * config.val_share)), 2 * VALIDATION_CASES) if config.val_share > 0 else 0
     order = rng.permutation(corpus.n_playlists)
     train_part = corpus.subset(np.sort(order[n_val:])) if n_val else corpus
-    val_cases = make_cases(corpus.subset(np.sort(order[:n_val])), seed=config.seed, categories=CATEGORIES[1:],
+    val_cases = make_cases(corpus.subset(np.sort(order[:n_val])), seed=config.seed,
                            max_cases=VALIDATION_CASES) if n_val else []
-    playlists = playlist_items(model, train_part)
+    model.build_words(train_part)
+    playlists = training_playlists(model, train_part)
     if not playlists:
         raise ValueError("no training playlist has two or more tracks in the vocabulary")
 
@@ -190,8 +202,8 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
             stop = False
             for step in range(steps):
                 rows = permutation[step * config.batch_size : (step + 1) * config.batch_size]
-                seeds, targets = sample_batch(playlists, rows, rng, config.max_seeds, config.targets_per_playlist)
-                logits = network(torch.from_numpy(seeds).to(model.device))
+                seeds, targets, words = sample_batch(playlists, rows, rng, config)
+                logits = network(torch.from_numpy(seeds).to(model.device), torch.from_numpy(words).to(model.device))
                 loss = softmax_loss(logits, torch.from_numpy(targets).to(model.device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -36,10 +36,10 @@ class ALSRecommender(Recommender):
         self.item_ids = frequent_tracks(corpus, self.min_count)
         matrix = corpus.matrix()[:, self.item_ids].tocsr()
         matrix.data *= self.alpha
-        model = AlternatingLeastSquares(factors=self.factors, regularization=self.l2, iterations=self.iterations,
-                                        random_state=self.seed, calculate_training_loss=False)
         progress = (lambda it, secs, loss: callback({"tracks_done": it, "tracks": self.iterations})) if callback else None
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(factors=self.factors, regularization=self.l2, iterations=self.iterations,
+                                            random_state=self.seed, calculate_training_loss=False)
             model.fit(matrix, show_progress=False, callback=progress)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         self._prepare(corpus.n_tracks)
@@ -64,6 +64,6 @@ class ALSRecommender(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_ids": self.item_ids, "item_factors": self.item_factors}
 
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         self.item_ids, self.item_factors = arrays["item_ids"].astype(np.int64), arrays["item_factors"]
         self._prepare(self.n_tracks)

@@ -53,6 +53,8 @@ class Recommender(ABC):
     """fit(corpus) -> recommend(seeds, title, n, exclude) -> save/load, for every model."""
 
     name: ClassVar[str]
+    uses_titles: ClassVar[bool] = False
+    """True when `_score_batch` reads titles itself (then title-only playlists reach the model)."""
 
     def __init__(self) -> None:
         self.track_uris: list[str] = []
@@ -88,7 +90,8 @@ class Recommender(ABC):
     def _score(self, seeds: np.ndarray) -> Scores | None:
         """Scores for known seed track ids (non-empty), or None when the seeds say nothing."""
 
-    def _score_batch(self, seed_lists: Sequence[np.ndarray]) -> list[Scores | None]:
+    def _score_batch(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> list[Scores | None]:
+        del titles
         return [self._score(seeds) for seeds in seed_lists]
 
     def recommend(
@@ -116,9 +119,9 @@ class Recommender(ABC):
         """`recommend` for many playlists at once (neural models score a whole batch together)."""
         cleaned = [self._known(seeds) for seeds in seed_lists]
         excludes = excludes or [None] * len(cleaned)
-        with_seeds = [i for i, seeds in enumerate(cleaned) if len(seeds)]
+        scored = [i for i, seeds in enumerate(cleaned) if len(seeds) or (self.uses_titles and titles[i])]
         model_scores: dict[int, Scores | None] = dict(
-            zip(with_seeds, self._score_batch([cleaned[i] for i in with_seeds]), strict=True)
+            zip(scored, self._score_batch([cleaned[i] for i in scored], [titles[i] for i in scored]), strict=True)
         )
         results = []
         for i, seeds in enumerate(cleaned):
@@ -162,14 +165,19 @@ class Recommender(ABC):
         """The arrays a model needs besides the shared ones (popularity, title model)."""
         return {}
 
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        del arrays
+    def _strings(self) -> dict[str, list[str]]:
+        """String lists a model needs saved besides the track URIs (a vocabulary of words, say)."""
+        return {}
+
+    def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
+        del arrays, strings
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to a safetensors checkpoint (no pickle)."""
         arrays, strings = self.title_model.state()
         arrays["popularity"] = self.popularity
         arrays.update({f"model.{k}": v for k, v in self._state().items()})
+        strings.update({f"model.{k}": v for k, v in self._strings().items()})
         strings["track_uris"] = self.track_uris
         save_checkpoint(path, self.name, self.config(), arrays, strings)
 
@@ -182,5 +190,8 @@ class Recommender(ABC):
         model.popularity = arrays.pop("popularity")
         model._set_popular_order()
         model.title_model = TitleModel.from_state(arrays, strings)
-        model._load_state({k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")})
+        model._load_state(
+            {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")},
+            {k.removeprefix("model."): v for k, v in strings.items() if k.startswith("model.")},
+        )
         return model

@@ -53,6 +53,6 @@ class EASERecommender(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_ids": self.item_ids, "weights": self.weights}
 
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         self.item_ids, self.weights = arrays["item_ids"].astype(np.int64), arrays["weights"]
         self._index(self.n_tracks)

@@ -73,5 +73,5 @@ class ItemKNNRecommender(Recommender):
             "shape": np.asarray(self.similarity.shape, dtype=np.int64),
         }
 
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         self.similarity = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))

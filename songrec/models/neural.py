@@ -13,8 +13,17 @@ from torch import nn
 from songrec.config import TrainConfig
 from songrec.corpus import Corpus
 from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
+from songrec.models.title import normalize_name
 
 PAD = 0
+
+
+def pad_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of ids as one int64 matrix, padded with PAD (at least one column)."""
+    out = np.zeros((len(rows), max([1] + [len(r) for r in rows])), dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 class MLP(nn.Module):
@@ -26,22 +35,40 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-class PlaylistModel(nn.Module):
-    """Index 0 is padding; items are 1..n_items (the model vocabulary)."""
+def _masked_mean(vectors: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mean over the non-padding positions (0 for a row of padding only)."""
+    mask = (ids != PAD).unsqueeze(-1).to(vectors.dtype)
+    return (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
-    def __init__(self, n_items: int, dim: int, hidden: int, dropout: float = 0.0, tied: bool = True) -> None:
+
+class PlaylistModel(nn.Module):
+    """Index 0 is padding; items are 1..n_items (the model vocabulary), title words 1..n_words.
+
+    With n_words > 0 the mean of the title's word embeddings is added to the mean of the track
+    embeddings before the MLPs, so a title alone, or a title with one seed, says something too;
+    with n_words = 0 it is exactly the notebook's architecture.
+    """
+
+    def __init__(
+        self, n_items: int, dim: int, hidden: int, dropout: float = 0.0, tied: bool = True, n_words: int = 0
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_items + 1, dim, padding_idx=PAD)
         nn.init.normal_(self.embedding.weight, std=dim**-0.5)
         with torch.no_grad():
             self.embedding.weight[PAD].zero_()
+        self.words = nn.Embedding(n_words + 1, dim, padding_idx=PAD) if n_words else None
+        if self.words is not None:
+            nn.init.normal_(self.words.weight, std=dim**-0.5)
+            with torch.no_grad():
+                self.words.weight[PAD].zero_()
         self.dropout = nn.Dropout(dropout)
         self.mlp_mean = MLP(dim, hidden)
         self.mlp_var = MLP(dim, hidden)
         self.head = None if tied else nn.Linear(dim, n_items + 1)
         self.bias = nn.Parameter(torch.zeros(n_items + 1))
 
-    def encode(self, seeds: torch.Tensor) -> torch.Tensor:
+    def encode(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
         """Mean and std of the real (non-padding) seed embeddings through the two residual MLPs."""
         mask = (seeds != PAD).unsqueeze(-1).to(self.embedding.weight.dtype)
         vectors = self.dropout(self.embedding(seeds)) * mask
@@ -49,12 +76,14 @@ class PlaylistModel(nn.Module):
         mean = vectors.sum(dim=1) / count
         variance = (((vectors - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / count
         std = torch.sqrt(variance + 1e-8) - 1e-4
+        if self.words is not None and words is not None:
+            mean = mean + _masked_mean(self.words(words), words)
         out1 = self.mlp_mean(mean) + std + mean
         return self.mlp_var(out1) + out1
 
-    def forward(self, seeds: torch.Tensor) -> torch.Tensor:
+    def forward(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
         """Logits over every item (padding and the seeds themselves set to -inf)."""
-        hidden = self.encode(seeds)
+        hidden = self.encode(seeds, words)
         if self.head is None:
             logits = hidden @ self.embedding.weight.T + self.bias
         else:
@@ -91,6 +120,7 @@ class NeuralRecommender(Recommender):
     """The headline model behind the shared Recommender interface."""
 
     name = "neural"
+    uses_titles = True
 
     def __init__(self, config: TrainConfig | None = None, **overrides) -> None:
         super().__init__()
@@ -99,6 +129,8 @@ class NeuralRecommender(Recommender):
         self.network: PlaylistModel | None = None
         self.vocab_ids = np.zeros(0, dtype=np.int64)
         self.to_item = np.zeros(0, dtype=np.int64)
+        self.words: list[str] = []
+        self._word_index: dict[str, int] = {}
         self.device = pick_device(self.train_config.device) if self.train_config.device != "auto" else torch.device("cpu")
         self.history: list[dict] = []
         self.best_val_metric = float("nan")
@@ -113,13 +145,28 @@ class NeuralRecommender(Recommender):
         self.vocab_ids = frequent_tracks(corpus, self.train_config.min_track_count, self.train_config.max_vocab)
         self._index_vocabulary(corpus.n_tracks)
 
+    def build_words(self, corpus: Corpus) -> None:
+        """Title words in at least min_title_count training playlists (none when titles are off)."""
+        self.words = []
+        if self.train_config.min_title_count > 0:
+            counts = corpus.playlists["name"].map(lambda n: sorted(set(normalize_name(n).split()))).explode().value_counts()
+            self.words = sorted(str(w) for w, c in counts.items() if c >= self.train_config.min_title_count)
+        self._word_index = {w: i + 1 for i, w in enumerate(self.words)}
+
+    def title_words(self, title: str | None) -> np.ndarray:
+        """Word ids of a title (known words only, each once)."""
+        if not title or not self._word_index:
+            return np.zeros(0, dtype=np.int64)
+        ids = {self._word_index[w] for w in normalize_name(title).split() if w in self._word_index}
+        return np.asarray(sorted(ids), dtype=np.int64)
+
     def _index_vocabulary(self, n_tracks: int) -> None:
         self.to_item = np.zeros(n_tracks, dtype=np.int64)
         self.to_item[self.vocab_ids] = np.arange(1, len(self.vocab_ids) + 1)
 
     def new_network(self) -> PlaylistModel:
         c = self.train_config
-        return PlaylistModel(len(self.vocab_ids), c.embedding_dim, c.hidden_dim, c.dropout, c.tied)
+        return PlaylistModel(len(self.vocab_ids), c.embedding_dim, c.hidden_dim, c.dropout, c.tied, len(self.words))
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
         from songrec.training import train
@@ -127,25 +174,24 @@ class NeuralRecommender(Recommender):
         train(self, corpus, callback)
 
     def _score(self, seeds: np.ndarray) -> Scores | None:
-        return self._score_batch([seeds])[0]
+        return self._score_batch([seeds], [None])[0]
 
     @torch.no_grad()
-    def _score_batch(self, seed_lists) -> list[Scores | None]:
+    def _score_batch(self, seed_lists, titles) -> list[Scores | None]:
         if self.network is None:
             raise RuntimeError("the neural model is not trained yet: call fit() or load()")
         items = [self.to_item[s] for s in seed_lists]
         items = [i[i > 0][-self.train_config.max_seeds * 5 :] for i in items]
-        rows = [k for k, i in enumerate(items) if len(i)]
+        words = [self.title_words(t) for t in titles]
+        rows = [k for k in range(len(items)) if len(items[k]) or len(words[k])]
         results: list[Scores | None] = [None] * len(seed_lists)
         if not rows:
             return results
-        width = max(len(items[k]) for k in rows)
-        batch = np.zeros((len(rows), width), dtype=np.int64)
-        for r, k in enumerate(rows):
-            batch[r, : len(items[k])] = items[k]
+        seeds = torch.from_numpy(pad_rows([items[k] for k in rows])).to(self.device)
+        title_words = torch.from_numpy(pad_rows([words[k] for k in rows])).to(self.device)
         was_training = self.network.training
         self.network.eval()
-        logits = self.network(torch.from_numpy(batch).to(self.device))[:, 1:].float().cpu().numpy()
+        logits = self.network(seeds, title_words)[:, 1:].float().cpu().numpy()
         self.network.train(was_training)
         for r, k in enumerate(rows):
             results[k] = (self.vocab_ids, logits[r])
@@ -166,9 +212,14 @@ class NeuralRecommender(Recommender):
         state["best"] = np.asarray([self.best_val_metric, self.best_epoch, self.epochs_trained], dtype=np.float64)
         return state
 
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def _strings(self) -> dict[str, list[str]]:
+        return {"words": self.words}
+
+    def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         self.vocab_ids = arrays["vocab_ids"].astype(np.int64)
         self._index_vocabulary(self.n_tracks)
+        self.words = strings.get("words", [])
+        self._word_index = {w: i + 1 for i, w in enumerate(self.words)}
         self.network = self.new_network()
         weights = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")}
         self.network.load_state_dict(weights)
