@@ -71,7 +71,7 @@ if report.warnings:
 
 # --------------------------------------------------------------------------- overview
 st.subheader(ref.name)
-stats = corpus.stats(top=15)
+stats = corpus.stats(top=12)
 cols = st.columns(5)
 cols[0].metric("Playlists", f"{stats['playlists']:,}")
 cols[1].metric("Track entries", f"{stats['entries']:,}")
@@ -98,7 +98,8 @@ with right:
     followers = explore.follower_histogram(corpus)
     st.altair_chart(
         alt.Chart(followers).mark_bar(color="#535353").encode(
-            x=alt.X("followers:N", sort=alt.SortField("order"), title="followers", axis=alt.Axis(labelAngle=0)),
+            x=alt.X("followers:N", sort=alt.SortField("order"), title="followers",
+                    axis=alt.Axis(labelAngle=0, labelOverlap=False)),
             y=alt.Y("playlists:Q", title="playlists"),
             tooltip=["followers:N", "playlists:Q"],
         ).properties(height=260),
@@ -109,9 +110,9 @@ with right:
 def top_chart(frame: pd.DataFrame, label: str, title: str) -> alt.Chart:
     return alt.Chart(frame).mark_bar(color="#1DB954").encode(
         x=alt.X("count:Q", title="playlists" if label != "artist" else "entries"),
-        y=alt.Y(f"{label}:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
+        y=alt.Y(f"{label}:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200, labelOverlap=False)),
         tooltip=[f"{label}:N", "count:Q"] + (["artist:N"] if label == "track" else []),
-    ).properties(height=max(120, 22 * len(frame)), title=title)
+    ).properties(height=max(120, 24 * len(frame)), title=title)
 
 
 cols = st.columns(3)

@@ -48,8 +48,7 @@ with st.spinner(f"t-SNE of {min(int(n_tracks), len(ids)):,} tracks…"):
     projection = state.tsne_map(token, int(n_tracks), float(perplexity), ids, vectors, corpus)
 
 keywords = {**state.keywords(), **(MORE_KEYWORDS if more else {})}
-_, track_labels = state.genre_labels(ref.key, state.keywords_key(keywords), corpus)
-points = with_genres(projection, track_labels)
+points = with_genres(projection, state.genre_labels(ref.key, state.keywords_key(keywords), corpus).tracks)
 
 query = st.text_input("Highlight a playlist (search by name)", key="embed_query", placeholder="e.g. country")
 highlight = np.zeros(len(points), dtype=bool)

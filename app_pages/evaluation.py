@@ -134,6 +134,8 @@ st.altair_chart(
     width="stretch",
 )
 table = per_category.pivot_table(index="category", columns="model", values=metric, sort=False).reindex(categories)
-st.dataframe(table.reset_index(), hide_index=True)
+st.dataframe(table.reset_index(), hide_index=True,
+             column_config={m: st.column_config.NumberColumn(m, format="%.2f" if metric == "clicks" else "%.4f")
+                            for m in order})
 st.download_button("Download results (CSV)", pd.concat([overall.assign(category="overall"), per_category]).to_csv(
     index=False), file_name="songrec-evaluation.csv", mime="text/csv", on_click="ignore")

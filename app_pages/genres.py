@@ -13,7 +13,8 @@ state.page_header(
     "Genre validation",
     "Playlists named for a genre (by keywords) seed each model with their first tracks — never their title. A track's "
     "genre is the genre it appears under most often. We count how many of the top recommendations carry the "
-    "playlist's genre, beside the popularity baseline and the share a random track would have (base rate).",
+    "playlist's genre, beside the popularity baseline and the share a random track would have (base rate). "
+    "A playlist's own vote is left out of the labels of its recommendations.",
 )
 
 corpus, ref = state.corpus(), state.dataset()
@@ -51,7 +52,7 @@ if "neural" not in entries:
     st.caption("No neural model yet: train one on the **Train** page to see how it compares.")
 
 kw_key = state.keywords_key(keywords)
-playlist_labels, track_labels = state.genre_labels(ref.key, kw_key, corpus)
+labels = state.genre_labels(ref.key, kw_key, corpus)
 params = (ref.key, kw_key, top_n, n_seeds, max_playlists)
 cache = st.session_state.setdefault("genre_results", {})
 results = {}
@@ -63,7 +64,7 @@ for i, label in enumerate(chosen):
         cache[key] = {
             genre: genre_match_counts(usable[label], corpus, genre, keywords, n=top_n, n_seeds=n_seeds,
                                       max_playlists=max_playlists, model_name=label,
-                                      labels=(playlist_labels, track_labels))
+                                      labels=labels)
             for genre in keywords
         }
         bar.progress((i + 1) / len(chosen), text=f"Scored {label}")
@@ -122,18 +123,20 @@ for tab, genre in zip(tabs, genres, strict=True):
             st.caption(f"No playlist named for {genre}.")
             continue
         counts = per.groupby(["model", "matches"]).size().reset_index(name="playlists")
+        model_colours = alt.Scale(domain=chosen, range=[COLORS[i % len(COLORS)] for i in range(len(chosen))])
         st.altair_chart(
             alt.Chart(counts).mark_bar().encode(
                 x=alt.X("matches:O", title=f"matching tracks in top {top_n}",
                         scale=alt.Scale(domain=list(range(top_n + 1)))),
                 xOffset=alt.XOffset("model:N", sort=chosen),
                 y=alt.Y("playlists:Q"),
-                color=alt.Color("model:N", scale=palette, legend=alt.Legend(orient="bottom", title=None)),
+                color=alt.Color("model:N", scale=model_colours, legend=alt.Legend(orient="bottom", title=None)),
                 tooltip=["model:N", "matches:O", "playlists:Q"],
             ).properties(height=220),
             width="stretch",
         )
         wide = per.pivot_table(index=["pid", "name"], columns="model", values="matches").reset_index()
+        wide = wide[["pid", "name", *[m for m in chosen if m in wide]]]
         st.dataframe(wide, hide_index=True, height=220)
 
 # --------------------------------------------------------------------------- examples
@@ -157,9 +160,10 @@ for tab, genre in zip(tabs, genres, strict=True):
                 seeds = explore.tracks_table(corpus, corpus.playlist_tracks(row)[:n_seeds])
                 with st.expander(f"{len(seeds)} seed tracks"):
                     st.dataframe(seeds[["track", "artist"]], hide_index=True)
+                example = example_table(corpus, result, position)[["match", "track", "genre label"]]
                 st.dataframe(
-                    example_table(corpus, result, position, track_labels).drop(columns=["rank"]),
+                    state.marked(example, "match"),
                     hide_index=True,
-                    column_config={"match": st.column_config.CheckboxColumn("✓", width="small")},
+                    column_config={"match": st.column_config.TextColumn("", width="small")},
                     height=38 + 35 * top_n,
                 )

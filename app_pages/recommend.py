@@ -33,26 +33,38 @@ mode = c[2].segmented_control("Playlist", ["From the dataset", "Build your own"]
 model = state.usable_models()[label]
 
 
-def show_recommendations(table, truth=None) -> None:
+def table_height(rows: int) -> int:
+    return min(38 + 35 * rows, 760)
+
+
+def show_recommendations(table) -> None:
     config = {
         "rank": st.column_config.NumberColumn("#", width="small"),
-        "score": st.column_config.NumberColumn("score", format="%.4f",
-                                               help="The model's score; empty for fill-ins (title model, popularity)."),
-        "hit": st.column_config.CheckboxColumn("in playlist", help="One of the held-out tracks of this playlist."),
-        "uri": st.column_config.TextColumn("uri", width="medium"),
+        "score": st.column_config.Column("score", help="The model's score; – for fill-ins (title model, popularity)."),
+        "hit": st.column_config.TextColumn("held out", width="small",
+                                           help="✓: one of the playlist's held-out tracks — a right guess."),
+        "source": st.column_config.TextColumn("from", width="small", help="model: scored by the model; fill-in: "
+                                              "title model or popularity, when the model has nothing more to say."),
+        "track": st.column_config.TextColumn("track", width="medium"),
+        "artist": st.column_config.TextColumn("artist", width="medium"),
     }
-    shown = table.drop(columns=["id"])
-    st.dataframe(shown, hide_index=True, column_config=config, height=min(38 + 35 * len(shown), 600))
+    first = ["rank", "hit", "score"] if "hit" in table else ["rank", "score"]
+    shown = table[first + ["track", "artist", "source"]]
+    styled = state.marked(shown, "hit" if "hit" in shown else None, formats={"score": "{:.4f}"})
+    st.dataframe(styled, hide_index=True, column_config=config, height=table_height(len(shown)))
 
 
 if mode == "From the dataset":
     query = st.text_input("Search playlist names", key="recommend_query", placeholder="e.g. christmas")
-    found = explore.search_playlists(corpus, query, limit=300)
+    found = explore.search_playlists(corpus, query, limit=None)
     found = found[found["tracks"] >= 2]
     if found.empty:
         st.warning("No playlist with two or more tracks matches that name.")
         st.stop()
-    row = st.selectbox(f"Playlist ({len(found):,} match{'es' if len(found) != 1 else ''})", found["row"].tolist(),
+    shown = f"{len(found):,} match{'es' if len(found) != 1 else ''}"
+    shown += ", first 500 listed" if len(found) > 500 else ""
+    found = found.head(500)
+    row = st.selectbox(f"Playlist ({shown})", found["row"].tolist(),
                        format_func=lambda r: explore.playlist_label(corpus, r), key="recommend_row")
     length = int(corpus.lengths()[row])
     c = st.columns([2, 1])
@@ -74,11 +86,15 @@ if mode == "From the dataset":
     left, right = st.columns([2, 3])
     with left:
         st.markdown(f"**Seeds** ({len(seeds)}) and held-out tracks ({len(truth)})")
-        playlist = explore.tracks_table(corpus, corpus.playlist_tracks(row))
+        playlist = explore.tracks_table(corpus, corpus.playlist_tracks(row))[["#", "track", "artist"]]
         playlist.insert(1, "role", ["seed" if i < n_seeds else "held out" for i in range(len(playlist))])
-        st.dataframe(playlist.drop(columns=["uri", "album"]), hide_index=True, height=420)
+        found_ids = set(table.loc[table["hit"], "id"].tolist())
+        playlist.insert(2, "found", [t in found_ids for t in corpus.playlist_tracks(row)])
+        st.dataframe(state.marked(playlist, "found"), hide_index=True, height=table_height(int(top_n)),
+                     column_config={"found": st.column_config.TextColumn("✓", width="small",
+                                                                         help="Recommended in the top list.")})
     with right:
-        st.markdown(f"**Top {int(top_n)} from {label}** — ticked: in the held-out part of the playlist")
+        st.markdown(f"**Top {int(top_n)} from {label}** — ✓ green: a held-out track of the playlist, found")
         show_recommendations(table)
 
 else:
@@ -102,8 +118,10 @@ else:
     with left:
         st.markdown(f"**Your playlist** ({len(chosen)} track{'s' if len(chosen) != 1 else ''})"
                     + (f" — “{title.strip()}”" if title.strip() else ""))
-        if chosen:
-            st.dataframe(explore.tracks_table(corpus, chosen).drop(columns=["uri", "album"]), hide_index=True)
+        if not chosen:
+            st.caption("Title only: the tracks come from training playlists with the same name or its words.")
+        else:
+            st.dataframe(explore.tracks_table(corpus, chosen)[["#", "track", "artist", "playlists"]], hide_index=True)
     with right:
         st.markdown(f"**Top {int(top_n)} from {label}**")
         show_recommendations(table)

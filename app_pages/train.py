@@ -63,11 +63,11 @@ if submitted and not running:
 
 def history_chart(history: list[dict]) -> alt.Chart:
     frame = pd.DataFrame(history)
-    loss = alt.Chart(frame).mark_line(point=True, color="#1DB954").encode(
+    loss = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(color="#1DB954"), color="#1DB954").encode(
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
         tooltip=["epoch:Q", alt.Tooltip("loss:Q", format=".4f")],
     ).properties(title="Training loss", height=240)
-    val = alt.Chart(frame).mark_line(point=True, color="#535353").encode(
+    val = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(color="#535353"), color="#535353").encode(
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("val_metric:Q", title="validation R-precision", scale=alt.Scale(zero=False)),
         tooltip=["epoch:Q", alt.Tooltip("val_metric:Q", format=".4f", title="R-precision")],

@@ -13,7 +13,9 @@ from songrec.corpus import Corpus
 from songrec.metrics import Evaluation, evaluate_model, ndcg, r_precision
 from songrec.protocol import CATEGORY_NAMES, make_cases
 
-FOLLOWER_BUCKETS = (0, 1, 2, 5, 10, 100, 1_000, 10_000, np.inf)
+FOLLOWER_BUCKETS = ((0, 1, "1"), (1, 2, "2"), (2, 5, "3–5"), (5, 10, "6–10"), (10, 100, "11–100"),
+                    (100, 1_000, "101–1k"), (1_000, 10_000, "1k–10k"), (10_000, np.inf, "10k+"))
+"""(above, up to and including, label) follower buckets, on a log-like scale."""
 
 
 def length_histogram(corpus: Corpus, bin_width: int = 5) -> pd.DataFrame:
@@ -28,24 +30,12 @@ def length_histogram(corpus: Corpus, bin_width: int = 5) -> pd.DataFrame:
 
 
 def follower_histogram(corpus: Corpus) -> pd.DataFrame:
-    """Playlists per follower bucket (1, 2, 3-5, ... on a log-like scale), in bucket order."""
+    """Playlists per follower bucket (1, 2, 3–5, ... 10k+), in bucket order; a "0" bucket only if any."""
     followers = corpus.playlists["num_followers"].to_numpy()
-    labels, counts = [], []
-    for low, high in zip(FOLLOWER_BUCKETS[:-1], FOLLOWER_BUCKETS[1:], strict=True):
-        first = int(low) + 1
-        if np.isinf(high):
-            label = f"{first:,}+"
-        elif int(high) == first:
-            label = f"{first:,}"
-        else:
-            label = f"{first:,}–{int(high):,}"
-        labels.append(label)
-        counts.append(int(((followers > low) & (followers <= high)).sum()))
-    zero = int((followers <= 0).sum())
-    frame = pd.DataFrame({"followers": labels, "playlists": counts, "order": range(1, len(labels) + 1)})
-    if zero:
-        frame = pd.concat([pd.DataFrame({"followers": ["0"], "playlists": [zero], "order": [0]}), frame])
-    return frame.reset_index(drop=True)
+    rows = [("0", int((followers <= 0).sum()), 0)] if (followers <= 0).any() else []
+    for order, (low, high, label) in enumerate(FOLLOWER_BUCKETS, start=1):
+        rows.append((label, int(((followers > low) & (followers <= high)).sum()), order))
+    return pd.DataFrame(rows, columns=["followers", "playlists", "order"])
 
 
 def search_playlists(corpus: Corpus, query: str = "", limit: int | None = 200) -> pd.DataFrame:

@@ -4,7 +4,8 @@ Playlists get a genre from keywords in their names ("rap", "hip hop", ... -> hip
 genre is the most common genre among the named-genre playlists it appears in. For each playlist
 of a genre, a model is seeded with the playlist's first tracks (never its title: the title holds
 the keyword) and we count how many of its top 15 recommendations carry that genre label, next to
-the share a random track would have (the base rate).
+the share a random track would have (the base rate). The playlist's own vote is left out of its
+recommendations' labels, so a model cannot score by handing back tracks known only from it.
 """
 
 from __future__ import annotations
@@ -95,6 +96,15 @@ def track_genre_counts(corpus: Corpus, playlist_labels: np.ndarray, genres: Sequ
     return np.ascontiguousarray(counts.T, dtype=np.int32)
 
 
+def _majority(counts: np.ndarray, genres: Sequence[str]) -> np.ndarray:
+    """Per row of genre counts, the genre with the most (first listed on ties); None for an all-zero row."""
+    out = np.full(len(counts), None, dtype=object)
+    has = counts.sum(axis=1) > 0 if counts.size else np.zeros(len(counts), bool)
+    if has.any():
+        out[has] = np.asarray(list(genres), dtype=object)[counts[has].argmax(axis=1)]
+    return out
+
+
 def track_genres(
     corpus: Corpus, keywords: KeywordMap = DEFAULT_KEYWORDS, playlist_labels: np.ndarray | None = None
 ) -> np.ndarray:
@@ -104,13 +114,37 @@ def track_genres(
     """
     genres = list(keywords)
     labels = playlist_genres(corpus, keywords) if playlist_labels is None else playlist_labels
-    counts = track_genre_counts(corpus, labels, genres)
-    out = np.full(corpus.n_tracks, None, dtype=object)
-    has = counts.sum(axis=1) > 0
-    if has.any() and genres:
-        best = counts[has].argmax(axis=1)
-        out[has] = np.asarray(genres, dtype=object)[best]
-    return out
+    return _majority(track_genre_counts(corpus, labels, genres), genres)
+
+
+@dataclass
+class GenreLabels:
+    """Everything genre validation derives from the playlist names, computed once per corpus and keywords."""
+
+    genres: list[str]
+    playlists: np.ndarray
+    """Per playlist row: its genre or None."""
+    tracks: np.ndarray
+    """Per track id: its majority genre or None."""
+    counts: np.ndarray
+    """n_tracks x n_genres: named-genre playlists each track is in."""
+
+    def without_playlist(self, corpus: Corpus, row: int, ids: np.ndarray) -> np.ndarray:
+        """Labels of `ids` as if playlist `row` did not vote (its own tracks cannot vouch for themselves)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        counts = self.counts[ids].astype(np.int64)
+        genre = self.playlists[row]
+        if genre in self.genres:
+            own = np.isin(ids, corpus.playlist_tracks(row))
+            counts[own, self.genres.index(genre)] -= 1
+        return _majority(counts, self.genres)
+
+
+def genre_labels(corpus: Corpus, keywords: KeywordMap = DEFAULT_KEYWORDS) -> GenreLabels:
+    genres = list(keywords)
+    playlists = playlist_genres(corpus, keywords)
+    counts = track_genre_counts(corpus, playlists, genres)
+    return GenreLabels(genres, playlists, _majority(counts, genres), counts)
 
 
 @dataclass
@@ -122,7 +156,7 @@ class GenreMatch:
     n: int
     n_seeds: int
     per_playlist: pd.DataFrame
-    """row, pid, name, seeds, matches, share, recommended (track ids), matched (bools)."""
+    """row, pid, name, seeds, matches, share, recommended (track ids), matched (bools), labels."""
     base_rate: float
     """Share of the corpus's tracks that carry the genre label: a random track's chance to match."""
     entry_rate: float
@@ -174,33 +208,35 @@ def genre_match_counts(
     max_playlists: int | None = 300,
     seed: int = 0,
     model_name: str | None = None,
-    labels: tuple[np.ndarray, np.ndarray] | None = None,
+    labels: GenreLabels | None = None,
+    leave_one_out: bool = True,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 128,
 ) -> GenreMatch:
     """Seed `model` with the first `n_seeds` tracks of each `genre` playlist; count genre matches in its top n.
 
-    `labels` = (playlist labels, track labels) may be passed to reuse them across models.
+    With `leave_one_out` (the default) a recommended track's label is recomputed without the
+    playlist's own vote: a track found only in that one playlist has no label there, so a model
+    that merely returns the playlist's other tracks (which it saw in training) earns nothing for
+    it. `labels` (from `genre_labels`) may be passed to reuse them across models.
     """
     if genre not in keywords:
         raise ValueError(f"no keywords for genre {genre!r}; known: {', '.join(keywords)}")
-    playlist_labels, track_labels = labels if labels is not None else (None, None)
-    if playlist_labels is None:
-        playlist_labels = playlist_genres(corpus, keywords)
-    if track_labels is None:
-        track_labels = track_genres(corpus, keywords, playlist_labels)
-    is_genre = track_labels == genre
+    labels = labels if labels is not None else genre_labels(corpus, keywords)
+    is_genre = labels.tracks == genre
     used = corpus.track_counts > 0
     base_rate = float(is_genre[used].mean()) if used.any() else float("nan")
     entry_rate = float(is_genre[corpus.indices].mean()) if corpus.n_entries else float("nan")
-    rows = genre_rows(corpus, genre, playlist_labels, min_tracks=2, max_playlists=max_playlists, seed=seed)
+    rows = genre_rows(corpus, genre, labels.playlists, min_tracks=2, max_playlists=max_playlists, seed=seed)
     records = []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         seed_lists = [corpus.playlist_tracks(int(r))[:n_seeds].astype(np.int64) for r in batch]
         results = model.recommend_batch(seed_lists, [None] * len(batch), n)
         for row, seeds, (ids, _) in zip(batch, seed_lists, results, strict=True):
-            matched = is_genre[ids]
+            ids = np.asarray(ids, dtype=np.int64)
+            found = labels.without_playlist(corpus, int(row), ids) if leave_one_out else labels.tracks[ids]
+            matched = found == genre
             records.append(
                 {
                     "row": int(row),
@@ -211,18 +247,19 @@ def genre_match_counts(
                     "share": float(matched.mean()) if len(ids) else 0.0,
                     "recommended": ids,
                     "matched": matched,
+                    "labels": found,
                 }
             )
         if progress is not None:
             progress(min(start + batch_size, len(rows)), len(rows))
-    columns = ["row", "pid", "name", "seeds", "matches", "share", "recommended", "matched"]
+    columns = ["row", "pid", "name", "seeds", "matches", "share", "recommended", "matched", "labels"]
     per_playlist = pd.DataFrame.from_records(records, columns=columns)
     name = model_name or getattr(model, "name", type(model).__name__)
     return GenreMatch(genre, name, n, n_seeds, per_playlist, base_rate, entry_rate)
 
 
-def example_table(corpus: Corpus, result: GenreMatch, position: int, track_labels: np.ndarray) -> pd.DataFrame:
-    """The recommendations for one playlist of a GenreMatch, with their labels and match marks."""
+def example_table(corpus: Corpus, result: GenreMatch, position: int) -> pd.DataFrame:
+    """The recommendations for one playlist of a GenreMatch: rank, match, track, artist, genre label."""
     row = result.per_playlist.iloc[position]
     ids = np.asarray(row["recommended"], dtype=np.int64)
     tracks = corpus.tracks.iloc[ids]
@@ -232,6 +269,6 @@ def example_table(corpus: Corpus, result: GenreMatch, position: int, track_label
             "match": np.asarray(row["matched"], dtype=bool),
             "track": tracks["name"].to_numpy(),
             "artist": tracks["artist"].to_numpy(),
-            "genre label": [g if g is not None else "" for g in track_labels[ids]],
+            "genre label": [g if g is not None else "" for g in row["labels"]],
         }
     )

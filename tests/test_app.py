@@ -149,8 +149,10 @@ def test_train_recommend_genres_embeddings_with_the_neural_model(app: AppTest) -
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Seeds given"] == "10"
     recommendations = app.dataframe[-1].value
-    assert len(recommendations) == 20 and "in playlist" not in recommendations  # column renamed in config only
-    assert recommendations["hit"].dtype == bool
+    assert len(recommendations) == 20 and set(recommendations["hit"]) <= {"✓", ""}
+    assert (recommendations["hit"] == "✓").sum() == int(metrics["Found in top 20"])
+    playlist = app.dataframe[0].value
+    assert playlist["role"].tolist()[:11] == ["seed"] * 10 + ["held out"]
 
     app.segmented_control(key="recommend_mode").set_value("Build your own").run()
     app.text_input(key="custom_title").set_value("country").run()

@@ -12,6 +12,7 @@ from songrec.genres import (
     DEFAULT_KEYWORDS,
     MORE_KEYWORDS,
     example_table,
+    genre_labels,
     genre_match_counts,
     name_genre,
     parse_keywords,
@@ -147,12 +148,45 @@ def test_unknown_genre_and_sampling(corpus: Corpus, popularity) -> None:
 
 
 def test_example_table(corpus: Corpus, itemknn) -> None:
-    keywords = DEFAULT_KEYWORDS
-    labels = playlist_genres(corpus, keywords)
-    tracks = track_genres(corpus, keywords, labels)
-    result = genre_match_counts(itemknn, corpus, "hip-hop", keywords, labels=(labels, tracks))
-    table = example_table(corpus, result, 0, tracks)
+    labels = genre_labels(corpus, DEFAULT_KEYWORDS)
+    result = genre_match_counts(itemknn, corpus, "hip-hop", labels=labels)
+    table = example_table(corpus, result, 0)
     assert list(table.columns) == ["rank", "match", "track", "artist", "genre label"]
     assert len(table) == 15
     assert table["match"].sum() == result.per_playlist["matches"].iat[0]
     assert (table.loc[table["match"], "genre label"] == "hip-hop").all()
+
+
+def test_genre_labels_bundle(corpus: Corpus) -> None:
+    labels = genre_labels(corpus)
+    assert labels.genres == list(DEFAULT_KEYWORDS)
+    assert labels.playlists.tolist() == playlist_genres(corpus).tolist()
+    assert labels.tracks.tolist() == track_genres(corpus).tolist()
+    assert labels.counts.shape == (corpus.n_tracks, 3)
+
+
+def test_a_playlist_cannot_vouch_for_its_own_tracks(corpus: Corpus) -> None:
+    """A model that hands back a playlist's own unseen tracks only scores where other playlists agree."""
+    labels = genre_labels(corpus)
+
+    class Cheat:
+        name = "cheat"
+
+        def recommend_batch(self, seed_lists, titles, n=500, excludes=None):
+            out = []
+            for seeds in seed_lists:
+                row = next(r for r in range(corpus.n_playlists)
+                           if np.array_equal(corpus.playlist_tracks(r)[: len(seeds)], seeds))
+                rest = corpus.playlist_tracks(row)[len(seeds):][:n]
+                out.append((rest.astype(np.int64), np.zeros(len(rest), np.float32)))
+            return out
+
+    honest = genre_match_counts(Cheat(), corpus, "christmas", labels=labels, max_playlists=20)
+    naive = genre_match_counts(Cheat(), corpus, "christmas", labels=labels, max_playlists=20, leave_one_out=False)
+    assert (honest.per_playlist["matches"] <= naive.per_playlist["matches"]).all()
+    # a track whose only christmas vote is this playlist loses its label here
+    row = int(honest.per_playlist["row"].iat[0])
+    ids = corpus.playlist_tracks(row)
+    alone = ids[labels.counts[ids, labels.genres.index("christmas")] == 1]
+    if len(alone):
+        assert "christmas" not in labels.without_playlist(corpus, row, alone).tolist()

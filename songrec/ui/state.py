@@ -380,14 +380,12 @@ def tsne_map(token: str, n: int, perplexity: float, _ids: np.ndarray, _vectors: 
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def genre_labels(dataset_key: str, keywords_key: tuple, _corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
-    """(playlist genre labels, track genre labels) of a dataset for some keyword lists."""
-    from songrec.genres import playlist_genres, track_genres
+def genre_labels(dataset_key: str, keywords_key: tuple, _corpus: Corpus):
+    """The GenreLabels (playlist and track genres, per-track counts) of a dataset for some keyword lists."""
+    from songrec.genres import genre_labels as compute
 
     del dataset_key
-    keywords = {genre: list(words) for genre, words in keywords_key}
-    playlists = playlist_genres(_corpus, keywords)
-    return playlists, track_genres(_corpus, keywords, playlists)
+    return compute(_corpus, {genre: list(words) for genre, words in keywords_key})
 
 
 def keywords_key(keywords: dict[str, list[str]]) -> tuple:
@@ -420,7 +418,22 @@ def sidebar() -> None:
             st.markdown(f"- {entry.describe()}{other}")
         job = train_job()
         if job is not None and job.running:
-            st.progress(job.fraction, text=f"Training: {job.describe()}")
+            st.progress(job.fraction, text=f"Training the neural model — {job.describe()}")
+
+
+HIT_COLOUR = "background-color: rgba(29, 185, 84, 0.18)"
+
+
+def marked(frame, column: str | None, mark: str = "✓", formats: dict | None = None):
+    """A styled table: rows with a true `column` tinted green and that column shown as a ✓ mark.
+
+    `formats` ({column: "{:.4f}"}) format numbers; a missing value shows as "–".
+    """
+    frame = frame.reset_index(drop=True)
+    flags = frame[column].astype(bool).to_numpy() if column else np.zeros(len(frame), bool)
+    shown = frame.assign(**{column: [mark if f else "" for f in flags]}) if column else frame
+    styler = shown.style.apply(lambda row: [HIT_COLOUR if flags[row.name] else ""] * len(row), axis=1)
+    return styler.format(formats or {}, na_rep="–")
 
 
 def page_header(title: str, caption: str) -> None:
