@@ -72,6 +72,7 @@ def train_neural(at: AppTest, epochs: int = 1, timeout: float = 90) -> None:
     number(at, "Embedding size").set_value(16)
     number(at, "Hidden size").set_value(32)
     number(at, "Batch size").set_value(64)
+    next(s for s in at.selectbox if s.label == "Device").set_value("cpu")  # small and the same everywhere
     at.button(key="FormSubmitter:train_form-Train neural model").click().run()
     assert not at.exception
     job = at.session_state["train_job"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -177,7 +178,7 @@ def test_walkthrough(browser, server: str, tmp_path: Path) -> None:
     page.get_by_role("button", name="Train neural model").click()
     page.get_by_text("Trained 2 epochs").wait_for(timeout=120_000)
     settle(page)
-    assert "neural · cpu · 2 epochs" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert re.search(r"neural · \w+ · 2 epochs", page.locator('[data-testid="stSidebar"]').inner_text())
     shoot(page, "03-train")
 
     open_page(page, "Recommend")
