@@ -103,6 +103,9 @@ def test_dataset_page_shows_counts_charts_and_browser(app: AppTest) -> None:
 
 
 def test_upload_keeps_good_files_and_names_bad_ones(app: AppTest, demo_folder: Path) -> None:
+    goto(app, "train")
+    button(app, "Fit popularity").click().run()  # fitted on the demo data, used on the upload below
+    goto(app, "dataset")
     good = (demo_folder / "mpd.slice.0-999.json").read_bytes()
     data = json.loads(good)
     data["playlists"] = data["playlists"][:50]
@@ -124,6 +127,9 @@ def test_upload_keeps_good_files_and_names_bad_ones(app: AppTest, demo_folder: P
     assert "missing" in problems["problem"].iat[0] and "truncated" in problems["problem"].iat[1]
     assert "Uploaded (1 file)" in sidebar_text(app) and "50 playlists" in sidebar_text(app)
     assert app.session_state["dataset"].kind == "upload"
+    assert "popularity · other data" in sidebar_text(app)
+    goto(app, "recommend")  # the demo-fitted model speaks the upload's track ids (matched by URI)
+    assert not app.error and len(app.dataframe[-1].value) == 20
 
 
 def test_server_folder_with_files_to_load(app: AppTest, demo_folder: Path, tmp_path: Path,
