@@ -96,7 +96,8 @@ class CorpusStore:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        loaded = load_corpus(list(files), progress=progress)
+        # $SONGREC_CACHE_DIR: keep built corpora on disk too, so a restarted server reloads them in seconds
+        loaded = load_corpus(list(files), progress=progress, cache_dir=os.environ.get("SONGREC_CACHE_DIR") or None)
         with self._lock:
             self._items[key] = loaded
             while len(self._items) > self.size:
