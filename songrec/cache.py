@@ -65,6 +65,14 @@ class _Slice(msgspec.Struct, kw_only=True, gc=False):
     playlists: list[_Playlist]
 
 
+class _Packed(msgspec.Struct, array_like=True):
+    """Strings as one text and their end offsets (None where `missing`)."""
+
+    text: str
+    ends: bytes  # int64 end offset of each string in text
+    missing: bytes  # bool per string: None
+
+
 class _FileData(msgspec.Struct, array_like=True):
     """One decoded file, ready to merge: its distinct tracks and its entries as local ids."""
 
@@ -77,9 +85,28 @@ class _FileData(msgspec.Struct, array_like=True):
     followers: list[int] = []
     descriptions: list[str | None] = []
     uris: list[str] = []  # distinct tracks in first-seen order (local id = position)
-    track_names: list[str] = []
-    artists: list[str] = []
-    albums: list[str | None] = []
+    track_names: _Packed | None = None  # name, artist and album of each distinct track; the
+    artists: _Packed | None = None  # merging process only unpacks the few it has not seen
+    albums: _Packed | None = None
+
+
+def _pack(values: list[str | None]) -> _Packed:
+    lengths = np.fromiter((len(v) if v is not None else -1 for v in values), dtype=np.int64, count=len(values))
+    ends = np.cumsum(np.maximum(lengths, 0))
+    return _Packed("".join([v for v in values if v is not None]), ends.tobytes(), (lengths < 0).tobytes())
+
+
+def _unpack(packed: _Packed, positions: list[int]) -> list[str | None]:
+    """The values at `positions` only (a file's known tracks are never turned into strings)."""
+    if not positions:
+        return []
+    at = np.asarray(positions, dtype=np.int64)
+    ends = np.frombuffer(packed.ends, dtype=np.int64)
+    stops = ends[at].tolist()
+    starts = np.where(at > 0, ends[at - 1], 0).tolist()
+    missing = np.frombuffer(packed.missing, dtype=bool)[at].tolist()
+    text = packed.text
+    return [None if gone else text[start:stop] for start, stop, gone in zip(starts, stops, missing, strict=True)]
 
 
 _LEAN = msgspec.json.Decoder(_Slice)
@@ -134,9 +161,9 @@ def read_file_data(source: Source) -> _FileData:
         followers=[p.num_followers for p in playlists],
         descriptions=[p.description for p in playlists],
         uris=list(uniques),
-        track_names=[t.track_name for t in firsts],
-        artists=[t.artist_name for t in firsts],
-        albums=[t.album_name for t in firsts],
+        track_names=_pack([t.track_name for t in firsts]),
+        artists=_pack([t.artist_name for t in firsts]),
+        albums=_pack([t.album_name for t in firsts]),
     )
 
 
@@ -191,24 +218,31 @@ class StreamingCorpusBuilder:
                 seen[pid] = file
         if not keep.all():
             entries = entries[np.repeat(keep, lengths)]
-        # local ids in first-seen order over the kept entries, then their global ids (new ones appended)
-        if len(entries):
+        # local ids in first-seen order over the kept entries (all of them, in order, when every
+        # playlist is kept), then their global ids: one dict lookup per distinct track of the file
+        uris = data.uris
+        if keep.all():
+            order = np.arange(len(uris), dtype=np.int64)
+            ordered = uris
+        elif len(entries):
             unique, first = np.unique(entries, return_index=True)
-            order = unique[np.argsort(first, kind="stable")]
+            order = unique[np.argsort(first, kind="stable")].astype(np.int64)
+            ordered = [uris[i] for i in order.tolist()]
         else:
-            order = np.zeros(0, dtype=np.int32)
-        track_ids, uris = self._track_ids, data.uris
-        global_ids = np.empty(len(order), dtype=np.int64)
-        for k, local in enumerate(order.tolist()):
-            uri = uris[local]
-            tid = track_ids.get(uri)
-            if tid is None:
-                tid = track_ids[uri] = len(self._uris)
-                self._uris.append(uri)
-                self._names.append(data.track_names[local])
-                self._track_artist.append(self._artist_id(data.artists[local]))
-                self._albums.append(data.albums[local])
-            global_ids[k] = tid
+            order, ordered = np.zeros(0, dtype=np.int64), []
+        track_ids = self._track_ids
+        found = list(map(track_ids.get, ordered))
+        new = [k for k, tid in enumerate(found) if tid is None]
+        if new:
+            local_new = order[new].tolist()
+            first_id = len(self._uris)
+            for offset, local in enumerate(local_new):
+                found[new[offset]] = track_ids[uris[local]] = first_id + offset
+                self._uris.append(uris[local])
+            self._names.extend(_unpack(data.track_names, local_new))
+            self._track_artist.extend(map(self._artist_id, _unpack(data.artists, local_new)))
+            self._albums.extend(_unpack(data.albums, local_new))
+        global_ids = np.asarray(found, dtype=np.int64)
         lookup = np.zeros(len(uris), dtype=np.int32)
         lookup[order] = global_ids
         self._chunks.append(lookup[entries])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -11,30 +15,172 @@ from songrec.models.title import _keep_top
 
 
 def cosine_neighbours(
-    playlist_tracks: sp.csr_matrix, neighbours: int, block: int = 4096, alpha: float = 0.5, callback: FitCallback | None = None
+    playlist_tracks: sp.csr_matrix,
+    neighbours: int,
+    block: int = 4096,
+    alpha: float = 0.5,
+    callback: FitCallback | None = None,
+    *,
+    min_count: int = 1,
+    max_products: int = 0,
+    block_products: int = 20_000_000,
+    workers: int = 1,
+    seed: int = 0,
 ) -> sp.csr_matrix:
     """Each track's `neighbours` most similar tracks: co-occurrence / (count_i^alpha * count_j^(1-alpha)).
 
-    Computed a block of tracks at a time and pruned per row, so memory stays at
-    n_tracks x neighbours however large the co-occurrence matrix would be.
+    Computed a block of tracks at a time (at most `block` tracks and about `block_products`
+    multiply-adds) and pruned per row, so memory stays at n_tracks x neighbours however large the
+    co-occurrence matrix would be. At scale three knobs keep the fit tractable, none of which
+    changes anything on a corpus under their limits:
+
+    - min_count: tracks in fewer playlists neither get neighbours nor are neighbours;
+    - max_products: a budget for the whole co-occurrence product (0 = exact). Over it, each track
+      is matched through a random sample of its playlists, the same share p = min(1, cap / count)
+      of each, with `cap` set so the expected work fits the budget; its co-occurrences are
+      scaled by count / sampled, an unbiased estimate of the exact ones;
+    - workers: forked processes computing blocks side by side (rows are independent).
     """
     track_playlists = playlist_tracks.T.tocsr()
     counts = np.asarray(playlist_tracks.sum(axis=0)).ravel().astype(np.float32)
     left = np.power(np.maximum(counts, 1.0), -alpha)
     right = np.power(np.maximum(counts, 1.0), -(1.0 - alpha))
     n_tracks = playlist_tracks.shape[1]
-    blocks = []
-    for start in range(0, n_tracks, block):
-        stop = min(start + block, n_tracks)
-        cooc = (track_playlists[start:stop] @ playlist_tracks).tocsr()
-        cooc.setdiag(0, k=start)
-        cooc.eliminate_zeros()
-        rows = np.repeat(np.arange(stop - start), np.diff(cooc.indptr))
-        cooc.data = cooc.data * left[start + rows] * right[cooc.indices]
-        blocks.append(_keep_top(cooc, neighbours))
+    if n_tracks == 0:
+        return sp.csr_matrix((0, 0), dtype=np.float32)
+    columns = playlist_tracks
+    if min_count > 1:
+        rare = counts < min_count
+        columns = _drop_columns(playlist_tracks, rare)
+        track_playlists = columns.T.tocsr()  # the rows of rare tracks are empty
+    lengths = np.diff(columns.indptr).astype(np.float64)
+    work = track_playlists @ lengths  # multiply-adds of each track's row
+    scale = None
+    if max_products and work.sum() > max_products:
+        track_playlists, scale = _sample_rows(track_playlists, work, max_products, seed)
+        work = track_playlists @ lengths
+    bounds = _blocks(work, block, block_products)
+    job = _Job(track_playlists, columns, left, right, scale, neighbours)
+    # the blocks' rows go straight into arrays sized for the most the result can hold (pages
+    # never written are never resident), not into a list of blocks stacked at the end
+    most = int((np.diff(track_playlists.indptr) > 0).sum()) * neighbours
+    indices = np.empty(most, dtype=np.int32)
+    data = np.empty(most, dtype=np.float32)
+    indptr = np.zeros(n_tracks + 1, dtype=np.int64)
+    filled = 0
+    for done, piece in enumerate(_map_blocks(job, bounds, workers), start=1):
+        start, stop = int(bounds[done - 1]), int(bounds[done])
+        indices[filled : filled + piece.nnz] = piece.indices
+        data[filled : filled + piece.nnz] = piece.data
+        indptr[start + 1 : stop + 1] = filled + piece.indptr[1:]
+        filled += piece.nnz
         if callback is not None:
             callback({"tracks_done": stop, "tracks": n_tracks})
-    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0), dtype=np.float32)
+    return sp.csr_matrix((data[:filled], indices[:filled], indptr), shape=(n_tracks, n_tracks))
+
+
+class _Job:
+    """The shared inputs of every block (forked workers see them without copying)."""
+
+    def __init__(self, track_playlists, columns, left, right, scale, neighbours) -> None:
+        self.track_playlists, self.columns = track_playlists, columns
+        self.left, self.right, self.scale, self.neighbours = left, right, scale, neighbours
+
+    def run(self, start: int, stop: int) -> sp.csr_matrix:
+        cooc = (self.track_playlists[start:stop] @ self.columns).tocsr()
+        rows = np.repeat(np.arange(stop - start), np.diff(cooc.indptr))
+        off_diagonal = cooc.indices != rows + start
+        if not off_diagonal.all():  # a track is not its own neighbour
+            rows = rows[off_diagonal]
+            cooc = sp.csr_matrix(
+                (cooc.data[off_diagonal], cooc.indices[off_diagonal],
+                 np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=stop - start))])),
+                shape=cooc.shape,
+            )
+        if self.scale is not None:
+            cooc.data = cooc.data * self.scale[start + rows]
+        cooc.data = cooc.data * self.left[start + rows] * self.right[cooc.indices]
+        return _keep_top(cooc, self.neighbours)
+
+
+_JOB: _Job | None = None
+
+
+def _run_block(bounds: tuple[int, int]) -> sp.csr_matrix:
+    return _JOB.run(*bounds)
+
+
+def _map_blocks(job: _Job, bounds: np.ndarray, workers: int):
+    global _JOB
+    pairs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+    if workers <= 1 or len(pairs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for start, stop in pairs:
+            yield job.run(start, stop)
+        return
+    _JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_run_block, pairs)
+    finally:
+        _JOB = None
+
+
+def _blocks(work: np.ndarray, block: int, block_products: int) -> np.ndarray:
+    """Row boundaries: at most `block` rows and about `block_products` multiply-adds a block."""
+    n = len(work)
+    bounds = [0]
+    cumulative = np.cumsum(work)
+    while bounds[-1] < n:
+        start = bounds[-1]
+        done = cumulative[start - 1] if start else 0.0
+        stop = int(np.searchsorted(cumulative, done + block_products, side="right"))
+        bounds.append(min(max(stop, start + 1), start + block, n))
+    return np.asarray(bounds, dtype=np.int64)
+
+
+def _drop_columns(matrix: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
+    keep = ~drop[matrix.indices]
+    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    np.cumsum(np.bincount(rows[keep], minlength=matrix.shape[0]), out=indptr[1:])
+    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+
+
+def _sample_rows(
+    track_playlists: sp.csr_matrix, work: np.ndarray, budget: float, seed: int
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Keep each track's playlists with probability min(1, cap / count), cap chosen for the budget.
+
+    Returns the sampled matrix and per-track factors count / kept that rescale co-occurrences.
+    """
+    counts = np.diff(track_playlists.indptr).astype(np.float64)
+    safe = np.maximum(counts, 1.0)
+
+    def expected(cap: float) -> float:
+        return float((work * np.minimum(1.0, cap / safe)).sum())
+
+    low, high = 1.0, float(max(counts.max(), 1.0))
+    for _ in range(40):  # bisection on the cap
+        middle = (low + high) / 2
+        low, high = (middle, high) if expected(middle) <= budget else (low, middle)
+    share = np.minimum(1.0, low / safe)
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(track_playlists.shape[0]), np.diff(track_playlists.indptr))
+    keep = rng.random(track_playlists.nnz) < share[rows]
+    kept = np.bincount(rows[keep], minlength=track_playlists.shape[0])
+    lost = np.flatnonzero((kept == 0) & (counts > 0))  # every track keeps at least one playlist
+    keep[track_playlists.indptr[lost]] = True
+    kept[lost] = 1
+    indptr = np.zeros(track_playlists.shape[0] + 1, dtype=np.int64)
+    np.cumsum(kept, out=indptr[1:])
+    sampled = sp.csr_matrix(
+        (track_playlists.data[keep], track_playlists.indices[keep], indptr), shape=track_playlists.shape
+    )
+    factor = (counts / np.maximum(kept, 1)).astype(np.float32)
+    return sampled, factor
+
+
+_SCALE_DEFAULTS = {"min_count": 1, "max_products": 2_000_000_000, "max_entries": 250_000_000, "seed": 0}
 
 
 class ItemKNNRecommender(Recommender):
@@ -42,19 +188,54 @@ class ItemKNNRecommender(Recommender):
 
     name = "itemknn"
 
-    def __init__(self, neighbours: int = 500, alpha: float = 0.9) -> None:
+    def __init__(
+        self,
+        neighbours: int = 500,
+        alpha: float = 0.9,
+        min_count: int = 1,
+        max_products: int = 2_000_000_000,
+        max_entries: int = 250_000_000,
+        seed: int = 0,
+        workers: int | None = None,
+    ) -> None:
+        """min_count, max_products and max_entries only act on large corpora (see cosine_neighbours):
+        at the full MPD size (2.26M tracks) the co-occurrences are estimated from a sample of each
+        track's playlists (max_products multiply-adds in all) and each track keeps at most
+        max_entries / n_tracks neighbours, so the matrix stays near 2 GB. workers: processes
+        computing blocks (default 2 for fits of 2e8 multiply-adds or more, from the main thread)."""
         super().__init__()
         self.neighbours = neighbours
         self.alpha = alpha
+        self.min_count = min_count
+        self.max_products = max_products
+        self.max_entries = max_entries
+        self.seed = seed
+        self.workers = workers
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def config(self) -> dict:
-        return {"neighbours": self.neighbours, "alpha": self.alpha}
+        """neighbours and alpha, plus any scale setting that is not its default."""
+        config = {"neighbours": self.neighbours, "alpha": self.alpha}
+        for name, default in _SCALE_DEFAULTS.items():
+            if getattr(self, name) != default:
+                config[name] = getattr(self, name)
+        return config
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
-        self.similarity = cosine_neighbours(corpus.matrix(), self.neighbours, alpha=self.alpha, callback=callback).astype(
-            np.float32
-        )
+        matrix = corpus.matrix()
+        counts = corpus.track_counts
+        rows = max(1, int((counts >= max(self.min_count, 1)).sum()))
+        neighbours = max(1, min(self.neighbours, self.max_entries // rows)) if self.max_entries else self.neighbours
+        workers = self.workers
+        if workers is None:
+            lengths = np.diff(matrix.indptr).astype(np.float64)
+            work = float(lengths @ lengths)  # multiply-adds of the exact co-occurrence product
+            main = threading.current_thread() is threading.main_thread()
+            workers = min(2, os.cpu_count() or 1) if main and min(work, self.max_products or work) >= 2e8 else 1
+        self.similarity = cosine_neighbours(
+            matrix, neighbours, alpha=self.alpha, callback=callback, min_count=self.min_count,
+            max_products=self.max_products, workers=workers, seed=self.seed,
+        ).astype(np.float32, copy=False)
 
     def _score(self, seeds: np.ndarray) -> Scores | None:
         sim = self.similarity
