@@ -1,10 +1,11 @@
 """Streaming ingest of MPD slices and an on-disk corpus cache.
 
 Ingest reads one file at a time and never holds more than a file of JSON: a lean msgspec struct
-decodes only the fields the corpus keeps (about half the work of the full `mpd.Slice`), each
-file's URIs are mapped to local ids in one vectorised step, and only the file's distinct tracks
-reach the global URI -> id table. With `workers` > 1, forked processes decode files while the
-parent merges them, in file order, so the corpus is the same whatever the number of workers.
+decodes only the fields the corpus keeps (the full `mpd.Slice` is only used to explain a file
+the lean one refuses), and each entry costs one dict lookup, no Python object of its own. With
+`workers` > 1 the files are cut into that many consecutive shares; forked processes build a
+partial corpus of their share while this process builds the first, and the shares are merged in
+file order, so the corpus (ids, order, report) is the same whatever the number of workers.
 
 The cache keeps a built corpus as .npz arrays (CSR) plus Parquet tables (tracks, playlists,
 artists) and a manifest.json naming every source file with its size and mtime; a later load of
@@ -20,10 +21,12 @@ import hashlib
 import json
 import multiprocessing
 import os
+import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+import traceback
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -65,123 +68,45 @@ class _Slice(msgspec.Struct, kw_only=True, gc=False):
     playlists: list[_Playlist]
 
 
-class _Packed(msgspec.Struct, array_like=True):
-    """Strings as one text and their end offsets (None where `missing`)."""
-
-    text: str
-    ends: bytes  # int64 end offset of each string in text
-    missing: bytes  # bool per string: None
-
-
-class _FileData(msgspec.Struct, array_like=True):
-    """One decoded file, ready to merge: its distinct tracks and its entries as local ids."""
-
-    name: str
-    error: tuple[str, str] | None = None  # (field, problem) of an MPDFormatError
-    pids: bytes = b""  # int64 per playlist
-    lengths: bytes = b""  # int64 per playlist
-    entries: bytes = b""  # int32 local track id per entry, playlists concatenated
-    playlist_names: list[str] = []
-    followers: list[int] = []
-    descriptions: list[str | None] = []
-    uris: list[str] = []  # distinct tracks in first-seen order (local id = position)
-    track_names: _Packed | None = None  # name, artist and album of each distinct track; the
-    artists: _Packed | None = None  # merging process only unpacks the few it has not seen
-    albums: _Packed | None = None
-
-
-def _pack(values: list[str | None]) -> _Packed:
-    lengths = np.fromiter((len(v) if v is not None else -1 for v in values), dtype=np.int64, count=len(values))
-    ends = np.cumsum(np.maximum(lengths, 0))
-    return _Packed("".join([v for v in values if v is not None]), ends.tobytes(), (lengths < 0).tobytes())
-
-
-def _unpack(packed: _Packed, positions: list[int]) -> list[str | None]:
-    """The values at `positions` only (a file's known tracks are never turned into strings)."""
-    if not positions:
-        return []
-    at = np.asarray(positions, dtype=np.int64)
-    ends = np.frombuffer(packed.ends, dtype=np.int64)
-    stops = ends[at].tolist()
-    starts = np.where(at > 0, ends[at - 1], 0).tolist()
-    missing = np.frombuffer(packed.missing, dtype=bool)[at].tolist()
-    text = packed.text
-    return [None if gone else text[start:stop] for start, stop, gone in zip(starts, stops, missing, strict=True)]
-
-
 _LEAN = msgspec.json.Decoder(_Slice)
-_ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(_FileData)
 
 
-def _read_bytes(source: Source) -> tuple[str, bytes]:
-    if isinstance(source, tuple):
-        return source[0], bytes(source[1])
-    path = Path(source)
-    try:
-        return str(path), path.read_bytes()
-    except OSError as exc:
-        raise MPDFormatError(str(path), "", f"cannot read file: {exc.strerror or exc}") from exc
+def decode_lean(source: Source) -> tuple[str, list[_Playlist] | MPDFormatError]:
+    """(file name, its playlists with the fields the corpus keeps) or (file name, its error).
 
-
-def read_file_data(source: Source) -> _FileData:
-    """Decode one slice (path or (name, bytes)) into its distinct tracks and local-id entries.
-
-    Only the fields the corpus keeps are decoded; a file the lean decoder refuses is decoded by
-    the full `mpd.Slice` reader so the error names the file, field and problem as it always has.
+    Fields the corpus does not keep (pos, album_uri, modified_at, ...) are skipped, not checked;
+    a file the lean decoder refuses is decoded by the full `mpd.Slice` reader so the error names
+    the file, field and problem exactly as `mpd.read_slice` does.
     """
     name = str(source[0]) if isinstance(source, tuple) else str(source)
     try:
-        name, data = _read_bytes(source)
+        if isinstance(source, tuple):
+            data = bytes(source[1])
+        else:
+            try:
+                data = Path(source).read_bytes()
+            except OSError as exc:
+                raise MPDFormatError(name, "", f"cannot read file: {exc.strerror or exc}") from exc
         data = _maybe_gunzip(data, name)
         try:
-            playlists = _LEAN.decode(data).playlists
-        except msgspec.DecodeError:
+            return name, _LEAN.decode(data).playlists
+        except msgspec.DecodeError as exc:
             decode(data, name)  # raises the precise MPDFormatError
-            raise
-        # the full reader also validates fields the corpus does not keep (types of pos, album_uri, ...)
+            return name, MPDFormatError(name, "", f"invalid JSON: {exc}")  # accepted by the full reader only
     except MPDFormatError as exc:
-        return _FileData(name=name, error=(exc.field, exc.problem))
-    except msgspec.DecodeError as exc:  # accepted by the full reader but not the lean one: should not happen
-        return _FileData(name=name, error=("", f"invalid JSON: {exc}"))
-    lengths = np.fromiter((len(p.tracks) for p in playlists), dtype=np.int64, count=len(playlists))
-    tracks = [t for p in playlists for t in p.tracks]
-    if tracks:
-        codes, uniques = pd.factorize(np.fromiter((t.track_uri for t in tracks), dtype=object, count=len(tracks)))
-        first = np.unique(codes, return_index=True)[1]
-        firsts = [tracks[i] for i in first.tolist()]
-    else:
-        codes, uniques, firsts = np.zeros(0, np.int64), [], []
-    return _FileData(
-        name=name,
-        pids=np.fromiter((p.pid for p in playlists), dtype=np.int64, count=len(playlists)).tobytes(),
-        lengths=lengths.tobytes(),
-        entries=np.asarray(codes, dtype=np.int32).tobytes(),
-        playlist_names=[p.name for p in playlists],
-        followers=[p.num_followers for p in playlists],
-        descriptions=[p.description for p in playlists],
-        uris=list(uniques),
-        track_names=_pack([t.track_name for t in firsts]),
-        artists=_pack([t.artist_name for t in firsts]),
-        albums=_pack([t.album_name for t in firsts]),
-    )
+        return name, exc
 
 
-def _read_encoded(source: Source) -> bytes:
-    return _ENCODER.encode(read_file_data(source))
-
-
-# --- merging -------------------------------------------------------------------------------------
+# --- building ------------------------------------------------------------------------------------
 
 
 class StreamingCorpusBuilder:
-    """Merges decoded files into one corpus with the ids, order and report of `CorpusBuilder`."""
+    """Builds a corpus file by file with the ids, order and report of `corpus.CorpusBuilder`."""
 
     def __init__(self) -> None:
         self.report = LoadReport()
         self._track_ids: dict[str, int] = {}
         self._artist_ids: dict[str, int] = {}
-        self._artist_names: list[str] = []
         self._uris: list[str] = []
         self._names: list[str] = []
         self._track_artist: list[int] = []
@@ -195,72 +120,118 @@ class StreamingCorpusBuilder:
         self._pl_descriptions: list[str | None] = []
         self._pl_files: list[str] = []
 
-    def add(self, data: _FileData) -> None:
-        file = data.name
-        if data.error is not None:
-            self.report.errors.append(MPDFormatError(file, *data.error))
-            return
-        pids = np.frombuffer(data.pids, dtype=np.int64)
-        lengths = np.frombuffer(data.lengths, dtype=np.int64)
-        entries = np.frombuffer(data.entries, dtype=np.int32)
-        keep = np.ones(len(pids), dtype=bool)
-        seen = self._pids
-        for index, (pid, length) in enumerate(zip(pids.tolist(), lengths.tolist(), strict=True)):
-            if length == 0:
-                self.report.warnings.append(f"{file} at playlists[{index}]: playlist pid {pid} has no tracks; skipped")
-                keep[index] = False
-            elif pid in seen:
-                self.report.warnings.append(
-                    f"{file} at playlists[{index}].pid: pid {pid} already loaded from {seen[pid]}; this copy skipped"
-                )
-                keep[index] = False
-            else:
-                seen[pid] = file
-        if not keep.all():
-            entries = entries[np.repeat(keep, lengths)]
-        # local ids in first-seen order over the kept entries (all of them, in order, when every
-        # playlist is kept), then their global ids: one dict lookup per distinct track of the file
-        uris = data.uris
-        if keep.all():
-            order = np.arange(len(uris), dtype=np.int64)
-            ordered = uris
-        elif len(entries):
-            unique, first = np.unique(entries, return_index=True)
-            order = unique[np.argsort(first, kind="stable")].astype(np.int64)
-            ordered = [uris[i] for i in order.tolist()]
+    def add_source(self, source: Source) -> str:
+        """Read and add one file (or (name, bytes) upload); returns its name."""
+        name, result = decode_lean(source)
+        if isinstance(result, MPDFormatError):
+            self.report.errors.append(result)
         else:
-            order, ordered = np.zeros(0, dtype=np.int64), []
-        track_ids = self._track_ids
-        found = list(map(track_ids.get, ordered))
-        new = [k for k, tid in enumerate(found) if tid is None]
-        if new:
-            local_new = order[new].tolist()
-            first_id = len(self._uris)
-            for offset, local in enumerate(local_new):
-                found[new[offset]] = track_ids[uris[local]] = first_id + offset
-                self._uris.append(uris[local])
-            self._names.extend(_unpack(data.track_names, local_new))
-            self._track_artist.extend(map(self._artist_id, _unpack(data.artists, local_new)))
-            self._albums.extend(_unpack(data.albums, local_new))
-        global_ids = np.asarray(found, dtype=np.int64)
-        lookup = np.zeros(len(uris), dtype=np.int32)
-        lookup[order] = global_ids
-        self._chunks.append(lookup[entries])
-        kept = np.flatnonzero(keep).tolist()
-        self._lengths.append(lengths[keep])
-        self._pl_pids.append(pids[keep])
-        self._pl_names.extend([data.playlist_names[i] for i in kept])
-        self._pl_followers.extend([data.followers[i] for i in kept])
-        self._pl_descriptions.extend([data.descriptions[i] for i in kept])
+            self.add(name, result)
+        return name
+
+    def add(self, file: str, playlists: list[_Playlist]) -> None:
+        seen, kept = self._pids, []
+        for index, playlist in enumerate(playlists):
+            if not playlist.tracks:
+                self.report.warnings.append(
+                    f"{file} at playlists[{index}]: playlist pid {playlist.pid} has no tracks; skipped"
+                )
+            elif playlist.pid in seen:
+                self.report.warnings.append(
+                    f"{file} at playlists[{index}].pid: pid {playlist.pid} already loaded from "
+                    f"{seen[playlist.pid]}; this copy skipped"
+                )
+            else:
+                seen[playlist.pid] = file
+                kept.append(playlist)
+        tracks = [track for playlist in kept for track in playlist.tracks]
+        get = self._track_ids.get
+        ids = np.array([get(track.track_uri, -1) for track in tracks], dtype=np.int32)
+        if len(ids) and ids.min() < 0:
+            self._add_new(tracks, ids)
+        self._chunks.append(ids)
+        self._lengths.append(np.fromiter((len(p.tracks) for p in kept), dtype=np.int64, count=len(kept)))
+        self._pl_pids.append(np.fromiter((p.pid for p in kept), dtype=np.int64, count=len(kept)))
+        self._pl_names.extend([p.name for p in kept])
+        self._pl_followers.extend([p.num_followers for p in kept])
+        self._pl_descriptions.extend([p.description for p in kept])
         self._pl_files.extend([file] * len(kept))
         self.report.files_read.append(file)
 
+    def _add_new(self, tracks: list[_Track], ids: np.ndarray) -> None:
+        """Ids for the tracks not seen before, in the order of their first entry (set in `ids`)."""
+        missing = np.flatnonzero(ids < 0).tolist()
+        uris = [tracks[i].track_uri for i in missing]
+        first = len(self._uris)
+        new = dict(zip(dict.fromkeys(uris), range(first, first + len(uris)), strict=False))  # first-seen order
+        ids[missing] = [new[uri] for uri in uris]
+        position = {uri: i for i, uri in zip(reversed(missing), reversed(uris), strict=True)}  # first entry
+        firsts = [tracks[position[uri]] for uri in new]
+        self._track_ids.update(new)
+        self._uris.extend(new)
+        self._names.extend([t.track_name for t in firsts])
+        artist_ids = self._artist_ids
+        self._track_artist.extend([artist_ids.setdefault(t.artist_name, len(artist_ids)) for t in firsts])
+        self._albums.extend([t.album_name for t in firsts])
+
     def _artist_id(self, name: str) -> int:
-        aid = self._artist_ids.get(name)
-        if aid is None:
-            aid = self._artist_ids[name] = len(self._artist_names)
-            self._artist_names.append(name)
-        return aid
+        return self._artist_ids.setdefault(name, len(self._artist_ids))
+
+    def export(self) -> dict:
+        """This builder's share, to merge into the builder of the files before it (`merge`)."""
+        return {
+            "uris": self._uris,
+            "names": self._names,
+            "artists": list(self._artist_ids),
+            "track_artist": np.asarray(self._track_artist, dtype=np.int32),
+            "albums": self._albums,
+            "indices": np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int32),
+            "lengths": np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64),
+            "pids": np.concatenate(self._pl_pids) if self._pl_pids else np.zeros(0, dtype=np.int64),
+            "playlist_names": self._pl_names,
+            "followers": self._pl_followers,
+            "descriptions": self._pl_descriptions,
+            "files": self._pl_files,
+            "files_read": self.report.files_read,
+            "errors": [(e.file, e.field, e.problem) for e in self.report.errors],
+            "warnings": self.report.warnings,
+        }
+
+    def merge(self, share: dict) -> bool:
+        """Append a share built from the files after this builder's; False (and nothing changed)
+        when one of its playlists repeats a pid of this builder's (the share must then be re-read)."""
+        pids = share["pids"].tolist()
+        if any(pid in self._pids for pid in pids):
+            return False
+        self._pids.update(zip(pids, share["files"], strict=True))
+        uris = share["uris"]
+        get = self._track_ids.get
+        found = np.array([get(uri, -1) for uri in uris], dtype=np.int64)
+        new = np.flatnonzero(found < 0)
+        first = len(self._uris)
+        found[new] = np.arange(first, first + len(new))
+        new_positions = new.tolist()
+        new_uris = [uris[i] for i in new_positions]
+        self._track_ids.update(zip(new_uris, range(first, first + len(new)), strict=True))
+        self._uris.extend(new_uris)
+        names, albums, share_artists = share["names"], share["albums"], share["artists"]
+        self._names.extend([names[i] for i in new_positions])
+        artist_ids = self._artist_ids
+        self._track_artist.extend(
+            [artist_ids.setdefault(share_artists[a], len(artist_ids)) for a in share["track_artist"][new].tolist()]
+        )
+        self._albums.extend([albums[i] for i in new_positions])
+        self._chunks.append(found.astype(np.int32)[share["indices"]])
+        self._lengths.append(share["lengths"])
+        self._pl_pids.append(share["pids"])
+        self._pl_names.extend(share["playlist_names"])
+        self._pl_followers.extend(share["followers"])
+        self._pl_descriptions.extend(share["descriptions"])
+        self._pl_files.extend(share["files"])
+        self.report.files_read.extend(share["files_read"])
+        self.report.errors.extend(MPDFormatError(*e) for e in share["errors"])
+        self.report.warnings.extend(share["warnings"])
+        return True
 
     def build(self) -> Corpus:
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
@@ -269,7 +240,7 @@ class StreamingCorpusBuilder:
         indices = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int32)
         self._chunks = []
         artist_ids = np.asarray(self._track_artist, dtype=np.int32)
-        names = np.asarray(self._artist_names + [""], dtype=object)[:-1]  # the +[""] keeps a 1-d object array
+        names = _objects(list(self._artist_ids)).to_numpy()
         tracks = pd.DataFrame(
             {
                 "uri": _objects(self._uris),
@@ -306,31 +277,37 @@ def _expand(sources: Iterable[Source], max_files: int | None) -> list[Source]:
     return expanded[:max_files] if max_files is not None else expanded
 
 
+def _size(source: Source) -> int:
+    try:
+        return len(source[1]) if isinstance(source, tuple) else os.stat(source).st_size
+    except OSError:
+        return 0
+
+
 def _default_workers(sources: Sequence[Source]) -> int:
     forkable = "fork" in multiprocessing.get_all_start_methods()
     if not forkable or threading.current_thread() is not threading.main_thread():
         return 1  # never fork from a server thread (Streamlit): one process reads in order
-    total = 0
-    for source in sources:
-        try:
-            total += len(source[1]) if isinstance(source, tuple) else os.stat(source).st_size
-        except OSError:
-            continue
+    total = sum(_size(s) for s in sources)
     return min(2, os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
 
 
-def _decoded(sources: list[Source], workers: int) -> Iterator[_FileData]:
-    if workers <= 1:
-        yield from map(read_file_data, sources)
-        return
-    paths = [s for s in sources if not isinstance(s, tuple)]
-    if len(paths) != len(sources):  # uploads stay in this process (their bytes are here already)
-        yield from map(read_file_data, sources)
-        return
-    # forked workers decode the next files while this process merges, in file order
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for encoded in pool.imap(_read_encoded, [str(p) for p in paths], chunksize=1):
-            yield _DECODER.decode(encoded)
+def _shares(sources: list[Source], parts: int) -> list[list[Source]]:
+    """Consecutive shares of about equal bytes."""
+    sizes = np.cumsum([max(_size(s), 1) for s in sources])
+    cuts = np.searchsorted(sizes, sizes[-1] * np.arange(1, parts) / parts, side="right")
+    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(sources))), len(sources)]
+    return [sources[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _share_worker(index: int, sources: list[Source], messages) -> None:
+    try:
+        builder = StreamingCorpusBuilder()
+        for source in sources:
+            messages.put(("file", index, builder.add_source(source)))
+        messages.put(("share", index, builder.export()))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        messages.put(("error", index, traceback.format_exc()))
 
 
 def read_corpus(
@@ -341,16 +318,69 @@ def read_corpus(
 ) -> tuple[Corpus, LoadReport]:
     """`load_corpus` without a cache: the same corpus and report, read file by file.
 
-    workers: processes decoding files (default: 2 for 256 MB of JSON or more when called from the
-    main thread, else 1).
+    workers: processes reading files (default: 2 for 256 MB of JSON or more when called from the
+    main thread, else 1). Uploaded (name, bytes) sources are always read by this process.
     """
     expanded = _expand(sources, max_files)
     workers = _default_workers(expanded) if workers is None else max(1, workers)
+    total, done = len(expanded), 0
     builder = StreamingCorpusBuilder()
-    for done, data in enumerate(_decoded(expanded, workers), start=1):
-        builder.add(data)
+
+    def advance(name: str) -> None:
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(done, len(expanded), data.name)
+            progress(done, total, name)
+
+    parallel = workers > 1 and len(expanded) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    if not parallel or any(isinstance(s, tuple) for s in expanded):
+        for source in expanded:
+            advance(builder.add_source(source))
+        return builder.build(), builder.report
+
+    shares = _shares(expanded, workers)
+    context = multiprocessing.get_context("fork")
+    messages = context.Queue()
+    children = [context.Process(target=_share_worker, args=(k, share, messages), daemon=True)
+                for k, share in enumerate(shares[1:], start=1)]
+    for child in children:
+        child.start()
+    received: dict[int, dict] = {}
+
+    def drain(block: bool) -> None:
+        while True:
+            try:
+                kind, index, payload = messages.get(timeout=1.0) if block else messages.get_nowait()
+            except queue.Empty:
+                if not block:
+                    return
+                if any(c.exitcode not in (None, 0) for c in children):
+                    raise RuntimeError("a corpus worker process died (out of memory?)") from None
+                continue
+            if kind == "file":
+                advance(payload)
+            elif kind == "share":
+                received[index] = payload
+            else:
+                raise RuntimeError(f"a corpus worker failed:\n{payload}")
+            if block:
+                return
+
+    try:
+        for source in shares[0]:
+            advance(builder.add_source(source))
+            drain(block=False)
+        while len(received) < len(children):
+            drain(block=True)
+    finally:
+        for child in children:
+            child.join(timeout=5)
+            if child.is_alive():
+                child.terminate()
+    for index in range(1, len(shares)):
+        if not builder.merge(received.pop(index)):
+            for source in shares[index]:  # a pid repeats across shares: read this share again, in order
+                builder.add_source(source)
     return builder.build(), builder.report
 
 

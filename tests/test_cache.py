@@ -101,6 +101,19 @@ def test_two_workers_give_the_same_corpus(messy_dir: Path, demo_dir: Path) -> No
         assert_same_report(one_report, two_report)
 
 
+def test_shares_built_in_parallel_merge_into_the_same_corpus(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    write_demo(folder, 4500, seed=3, n_tracks=2000, workers=1)
+    (folder / "mpd.slice.9000-9999.json").write_bytes(slice_bytes([playlist(9000, [])]))  # a warning
+    expected, expected_report = reference_load([folder])
+    for workers in (2, 3):
+        calls: list[tuple[int, int]] = []
+        corpus, report = read_corpus([folder], workers=workers, progress=lambda d, t, n, c=calls: c.append((d, t)))
+        assert_same_corpus(corpus, expected)
+        assert_same_report(report, expected_report)
+        assert calls == [(i, 6) for i in range(1, 7)]
+
+
 def test_real_sample_equals_the_reference(shared_data: Path) -> None:
     sample = shared_data / "mpd-sample"
     corpus, report = read_corpus([sample], max_files=120)

@@ -1,0 +1,220 @@
+"""One benchmark measurement per process: `python benchmarks/tasks.py TASK JSON-ARGS`.
+
+Each task prints one JSON line with its figures; benchmarks/run.py starts them (so every
+measurement starts from a fresh process and its peak memory is its own) and writes the table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _files(source: str, count: int | None) -> list[Path]:
+    from songrec.mpd import find_slice_files
+
+    files = find_slice_files([source])
+    return files[:count] if count else files
+
+
+def ingest_songrec(source: str, count: int | None = None, workers: int = 1) -> dict:
+    """songrec's reader: the Corpus (CSR arrays + tables) of the slices."""
+    from songrec.cache import read_corpus
+
+    files = _files(source, count)
+    size = sum(f.stat().st_size for f in files)
+    started = time.perf_counter()
+    corpus, report = read_corpus(files, workers=workers)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "mb": size / 1e6,
+        "mb_per_s": size / 1e6 / seconds,
+        "files": len(files),
+        "entries": corpus.n_entries,
+        "errors": len(report.errors),
+    }
+
+
+def ingest_notebook(source: str, count: int | None = None) -> dict:
+    """The notebook's path: json.load every file, then one pandas DataFrame of all track entries."""
+    import pandas as pd
+
+    files = _files(source, count)
+    size = sum(f.stat().st_size for f in files)
+    started = time.perf_counter()
+    rows = []
+    for path in files:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        for playlist in data["playlists"]:
+            pid = playlist["pid"]
+            for track in playlist["tracks"]:
+                track["pid"] = pid
+                rows.append(track)
+    frame = pd.DataFrame(rows)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "mb": size / 1e6,
+        "mb_per_s": size / 1e6 / seconds,
+        "files": len(files),
+        "entries": len(frame),
+    }
+
+
+def build(source: str, workers: int | None = None) -> dict:
+    """The corpus of a whole folder, no cache."""
+    from songrec.cache import read_corpus
+
+    started = time.perf_counter()
+    corpus, report = read_corpus([source], workers=workers)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "playlists": corpus.n_playlists,
+        "tracks": corpus.n_tracks,
+        "entries": corpus.n_entries,
+        "artists": len(corpus.artists),
+        "errors": len(report.errors),
+    }
+
+
+def cached(source: str, cache_dir: str) -> dict:
+    """load_corpus through the cache: builds the entry when missing, then times a load that hits it."""
+    from songrec.corpus import load_corpus
+
+    started = time.perf_counter()
+    load_corpus([source], cache_dir=cache_dir)
+    first = time.perf_counter() - started
+    calls = []
+    started = time.perf_counter()
+    corpus, _ = load_corpus([source], cache_dir=cache_dir, progress=lambda d, t, n: calls.append(n))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "first_seconds": first, "hit": calls == ["cache"], "playlists": corpus.n_playlists}
+
+
+def _corpus(source: str, cache_dir: str | None):
+    from songrec.corpus import load_corpus
+
+    corpus, _ = load_corpus([source], cache_dir=cache_dir)
+    return corpus
+
+
+def train(source: str, cache_dir: str | None = None, steps: int = 30, warmup: int = 3, **overrides) -> dict:
+    """Neural training throughput on CPU: playlists/s over `steps` minibatches after `warmup`."""
+    import torch
+
+    from songrec.models import make_model
+
+    corpus = _corpus(source, cache_dir)
+    model = make_model("neural", device="cpu", **overrides)
+    stamps = []
+    started = time.perf_counter()
+
+    def callback(progress) -> bool:
+        stamps.append(time.perf_counter())
+        return len(stamps) < warmup + steps
+
+    model.fit(corpus, callback=callback)
+    timed = stamps[-1] - stamps[warmup - 1]
+    batch = model.train_config.batch_size
+    return {
+        "playlists_per_s": steps * batch / timed,
+        "seconds_per_step": timed / steps,
+        "setup_seconds": stamps[0] - started,
+        "batch_size": batch,
+        "vocabulary": len(model.vocab_ids),
+        "playlists": corpus.n_playlists,
+        "tracks": corpus.n_tracks,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def latency(
+    source: str,
+    model: str,
+    cache_dir: str | None = None,
+    params: dict | None = None,
+    queries: int = 300,
+    steps: int = 5,
+    seed: int = 0,
+) -> dict:
+    """Fit a model, then time recommend() for single playlists: p50 and p99 in milliseconds.
+
+    Queries are playlists of the corpus with 0 (title only), 1, 5, 10, 25 or 100 seed tracks, as
+    in the challenge set; 500 recommendations each. The neural model trains `steps` minibatches
+    only (its answer time does not depend on how long it trained).
+    """
+    import torch
+
+    from songrec.models import make_model
+
+    torch.set_num_threads(1)  # one request, one core: the other serves the next request
+    corpus = _corpus(source, cache_dir)
+    params = dict(params or {})
+    started = time.perf_counter()
+    if model == "neural":
+        params.setdefault("device", "cpu")
+        recommender = make_model("neural", **params)
+        recommender.fit(corpus, callback=lambda p: p.step < steps)
+    else:
+        recommender = make_model(model, **params)
+        recommender.fit(corpus)
+    fit_seconds = time.perf_counter() - started
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(corpus.n_playlists, size=queries + 20, replace=corpus.n_playlists < queries + 20)
+    sizes = [0, 1, 5, 10, 25, 100]
+    names = corpus.playlists["name"].to_numpy()
+    times = []
+    for i, row in enumerate(rows):
+        tracks = corpus.playlist_tracks(int(row))
+        seeds = tracks[: sizes[i % len(sizes)]]
+        begin = time.perf_counter()
+        ids, _ = recommender.recommend(seeds, str(names[row]), n=500)
+        elapsed = time.perf_counter() - begin
+        if i >= 20:  # the first calls warm caches up
+            times.append(elapsed * 1000)
+        assert len(ids) > 0
+    times = np.asarray(times)
+    extra = {}
+    if model == "itemknn":
+        extra = {
+            "neighbour_entries": int(recommender.similarity.nnz),
+            "max_neighbours": int(np.diff(recommender.similarity.indptr).max()),
+        }
+    return {
+        "model": model,
+        "fit_seconds": fit_seconds,
+        "p50_ms": float(np.percentile(times, 50)),
+        "p99_ms": float(np.percentile(times, 99)),
+        "mean_ms": float(times.mean()),
+        "queries": len(times),
+        "tracks": corpus.n_tracks,
+        "playlists": corpus.n_playlists,
+        "params": params,
+        **extra,
+    }
+
+
+def tsne(points: int, dim: int = 128, seed: int = 0) -> dict:
+    """songrec.projection.tsne_coordinates (scikit-learn t-SNE, cosine) on clustered vectors."""
+    from songrec.projection import tsne_coordinates
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(10, dim))
+    vectors = centres[rng.integers(0, 10, points)] + 0.5 * rng.normal(size=(points, dim))
+    started = time.perf_counter()
+    coordinates = tsne_coordinates(vectors.astype(np.float32))
+    return {"seconds": time.perf_counter() - started, "points": points, "dim": dim, "shape": list(coordinates.shape)}
+
+
+TASKS = {f.__name__: f for f in (ingest_songrec, ingest_notebook, build, cached, train, latency, tsne)}
+
+if __name__ == "__main__":
+    task, arguments = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    print(json.dumps(TASKS[task](**arguments)), flush=True)
