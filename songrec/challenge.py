@@ -25,7 +25,9 @@ def build_challenge_set(corpus: Corpus, cases: Sequence[Case]) -> ChallengeSet:
     for case in cases:
         seed_tracks = [
             Track(
-                pos=int(pos), artist_name=str(tracks["artist"].iat[t]), track_uri=str(tracks["uri"].iat[t]),
+                pos=int(pos),
+                artist_name=str(tracks["artist"].iat[t]),
+                track_uri=str(tracks["uri"].iat[t]),
                 track_name=str(tracks["name"].iat[t]),
                 album_name=None if tracks["album"].iat[t] is None else str(tracks["album"].iat[t]),
             )
@@ -33,8 +35,12 @@ def build_challenge_set(corpus: Corpus, cases: Sequence[Case]) -> ChallengeSet:
         ]
         playlists.append(
             ChallengePlaylist(
-                name=case.title, pid=case.pid, num_holdouts=case.num_tracks - len(seed_tracks),
-                num_samples=len(seed_tracks), num_tracks=case.num_tracks, tracks=seed_tracks,
+                name=case.title,
+                pid=case.pid,
+                num_holdouts=case.num_tracks - len(seed_tracks),
+                num_samples=len(seed_tracks),
+                num_tracks=case.num_tracks,
+                tracks=seed_tracks,
             )
         )
     return ChallengeSet(date=datetime.date.today().isoformat(), version="songrec-v1", playlists=playlists)

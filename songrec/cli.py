@@ -39,7 +39,9 @@ def _report(report: LoadReport) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def _load(paths: Sequence[str], max_files: int | None = None, exclude: Sequence[Path] = ()) -> tuple[Corpus, LoadReport]:
+def _load(
+    paths: Sequence[str], max_files: int | None = None, exclude: Sequence[Path] = ()
+) -> tuple[Corpus, LoadReport]:
     files = find_slice_files(paths)
     excluded = {p.resolve() for p in exclude}
     files = [f for f in files if f.resolve() not in excluded]
@@ -74,7 +76,11 @@ def _add_train_options(parser: argparse.ArgumentParser, shared: Sequence[str] = 
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
     return dataclasses.replace(TrainConfig(), **given)
 
 
@@ -102,7 +108,9 @@ def _build_model(args: argparse.Namespace, corpus: Corpus):
         print(f"trained neural model on {model.device} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     else:
         bar = _progress(f"fitting {args.model}", "track")
-        model = make_model(args.model).fit(corpus, callback=lambda e: bar(e["tracks_done"], e["tracks"]) if isinstance(e, dict) else None)
+        model = make_model(args.model).fit(
+            corpus, callback=lambda e: bar(e["tracks_done"], e["tracks"]) if isinstance(e, dict) else None
+        )
         print(f"fitted {args.model} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return model
 
@@ -119,7 +127,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for key in ("playlists", "entries", "unique_tracks", "unique_artists"):
         print(f"{key.replace('_', ' '):<18}{stats[key]:,}")
     length = stats["length"]
-    print(f"playlist length   min {length['min']}, median {length['median']:.0f}, mean {length['mean']:.1f}, max {length['max']}")
+    print(
+        f"playlist length   min {length['min']}, median {length['median']:.0f}, "
+        f"mean {length['mean']:.1f}, max {length['max']}"
+    )
     print("most common tracks:")
     for row in stats["top_tracks"]:
         print(f"  {row['count']:>6}  {row['track']} - {row['artist']}")
@@ -137,7 +148,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     paths = write_demo(args.out, args.playlists, args.seed, args.tracks, progress=_progress("generating", "file"))
-    print(f"wrote {len(paths)} slice files ({args.playlists:,} playlists) to {args.out} in {time.perf_counter() - started:.1f}s")
+    seconds = time.perf_counter() - started
+    print(f"wrote {len(paths)} slice files ({args.playlists:,} playlists) to {args.out} in {seconds:.1f}s")
     return 0
 
 
@@ -242,12 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="write generated demo slices in the MPD format")
     generate.add_argument("--playlists", type=int, default=2000)
-    generate.add_argument("--tracks", type=int, default=None, help="unique tracks (default: 2.26 per playlist, as in MPD)")
+    generate.add_argument(
+        "--tracks", type=int, default=None, help="unique tracks (default: 2.26 per playlist, as in MPD)"
+    )
     generate.add_argument("--out", required=True)
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(run=cmd_generate)
 
-    challenge = commands.add_parser("challenge-set", help="a challenge set in the official format from held-out playlists")
+    challenge = commands.add_parser(
+        "challenge-set", help="a challenge set in the official format from held-out playlists"
+    )
     challenge.add_argument("paths", nargs="+")
     challenge.add_argument("--out", required=True)
     challenge.add_argument("--truth", help="also write the withheld tracks as JSON {pid: [uri, ...]}")

@@ -79,7 +79,7 @@ def make_cases(
     cases: list[Case] = []
     for row in rng.permutation(corpus.n_playlists):
         tracks = corpus.playlist_tracks(int(row))
-        fitting = [c for c in categories if lengths[row] > c.n_seeds and len(np.unique(tracks[c.n_seeds:])) > 0]
+        fitting = [c for c in categories if lengths[row] > c.n_seeds and len(np.unique(tracks[c.n_seeds :])) > 0]
         if not fitting:
             continue
         category = min(fitting, key=lambda c: counts[c.name])

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from songrec.corpus import Corpus
-from songrec.models.neural import pad_rows
 from songrec.models.base import FitCallback
+from songrec.models.neural import pad_rows
 from songrec.protocol import make_cases
 
 VALIDATION_CASES = 400
@@ -172,8 +172,9 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
     n_val = min(int(round(corpus.n_playlists * config.val_share)), 2 * VALIDATION_CASES) if config.val_share > 0 else 0
     order = rng.permutation(corpus.n_playlists)
     train_part = corpus.subset(np.sort(order[n_val:])) if n_val else corpus
-    val_cases = make_cases(corpus.subset(np.sort(order[:n_val])), seed=config.seed,
-                           max_cases=VALIDATION_CASES) if n_val else []
+    val_cases = (
+        make_cases(corpus.subset(np.sort(order[:n_val])), seed=config.seed, max_cases=VALIDATION_CASES) if n_val else []
+    )
     model.build_words(train_part)
     playlists = training_playlists(model, train_part)
     if not playlists:
@@ -188,9 +189,13 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
     if group.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        network = DistributedDataParallel(model.network, device_ids=[model.device.index] if model.device.type == "cuda" else None)
+        network = DistributedDataParallel(
+            model.network, device_ids=[model.device.index] if model.device.type == "cuda" else None
+        )
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, steps * config.epochs))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, steps * config.epochs)
+    )
     model.history, model.best_val_metric, model.best_epoch, model.epochs_trained = [], float("-inf"), 0, 0
     best_state = None
     started = time.perf_counter()
@@ -214,14 +219,27 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
                 val = float("nan")
                 if epoch_end:
                     model.epochs_trained = epoch
-                    val = validation_score(model, val_cases, corpus.track_artist) if val_cases else -float(np.mean(losses))
+                    val = (
+                        validation_score(model, val_cases, corpus.track_artist)
+                        if val_cases
+                        else -float(np.mean(losses))
+                    )
                     model.history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_metric": val})
                     if val > model.best_val_metric:
                         model.best_val_metric, model.best_epoch = val, epoch
                         best_state = copy.deepcopy(model.network.state_dict())
                 if callback is not None and group.rank == 0:
-                    progress = TrainProgress(epoch, config.epochs, step + 1, steps, float(np.mean(losses)),
-                                             time.perf_counter() - started, val, epoch_end, model.device.type)
+                    progress = TrainProgress(
+                        epoch,
+                        config.epochs,
+                        step + 1,
+                        steps,
+                        float(np.mean(losses)),
+                        time.perf_counter() - started,
+                        val,
+                        epoch_end,
+                        model.device.type,
+                    )
                     if callback(progress) is False and not group.active:
                         stop = True
                         break

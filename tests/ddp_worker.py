@@ -9,7 +9,14 @@ from songrec.config import TrainConfig
 from songrec.corpus import load_corpus
 from songrec.models.neural import NeuralRecommender
 
-DDP_TRAIN_CONFIG = {"epochs": 4, "embedding_dim": 32, "hidden_dim": 64, "learning_rate": 0.01, "seed": 0, "val_share": 0.1}
+DDP_TRAIN_CONFIG = {
+    "epochs": 4,
+    "embedding_dim": 32,
+    "hidden_dim": 64,
+    "learning_rate": 0.01,
+    "seed": 0,
+    "val_share": 0.1,
+}
 
 if __name__ == "__main__":
     data, out, batch_size = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -34,9 +34,23 @@ def test_two_gloo_processes_match_single_process(tmp_path):
     out = tmp_path / "ddp"
     out.mkdir()
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-               str(WORKER), str(data), str(out), str(BATCH // 2)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(WORKER),
+        str(data),
+        str(out),
+        str(BATCH // 2),
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -49,8 +63,12 @@ def test_two_gloo_processes_match_single_process(tmp_path):
 
     single_dir = tmp_path / "single"
     single_dir.mkdir()
-    subprocess.run([sys.executable, str(WORKER), str(data), str(single_dir), str(BATCH)], check=True,
-                   env={**env, "WORLD_SIZE": "1"}, timeout=600)
+    subprocess.run(
+        [sys.executable, str(WORKER), str(data), str(single_dir), str(BATCH)],
+        check=True,
+        env={**env, "WORLD_SIZE": "1"},
+        timeout=600,
+    )
     corpus, _ = load_corpus([data])
     _, test = corpus.split(0.2, seed=0)
     cases = make_cases(test, seed=0)

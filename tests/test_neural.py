@@ -56,8 +56,9 @@ def test_country_and_christmas_playlists_get_their_genre(trained, demo_split, de
 def test_same_seed_same_model(trained, demo_split) -> None:
     again = NeuralRecommender(TrainConfig(**FAST)).fit(demo_split[0])
     for genre in ("country", "christmas", "hip-hop"):
-        np.testing.assert_array_equal(_genre_top15(trained, demo_split[1], genre)[1],
-                                      _genre_top15(again, demo_split[1], genre)[1])
+        np.testing.assert_array_equal(
+            _genre_top15(trained, demo_split[1], genre)[1], _genre_top15(again, demo_split[1], genre)[1]
+        )
 
 
 def test_beats_popularity_on_held_out_playlists(trained, demo_split, demo_cases) -> None:

@@ -23,9 +23,12 @@ class AlignedRecommender:
     def recommend_batch(self, seed_lists, titles, n: int = 500, excludes=None) -> list[Scores]:
         seeds = [self.to_model[np.asarray(s, dtype=np.int64)[np.asarray(s) >= 0]] for s in seed_lists]
         results = []
-        for ids, scores in self.model.recommend_batch(seeds, titles, n, excludes and [
-            self.to_model[np.asarray(e, dtype=np.int64)] if e is not None else None for e in excludes
-        ]):
+        for ids, scores in self.model.recommend_batch(
+            seeds,
+            titles,
+            n,
+            excludes and [self.to_model[np.asarray(e, dtype=np.int64)] if e is not None else None for e in excludes],
+        ):
             mapped = self.to_corpus[ids]
             keep = mapped >= 0
             results.append((mapped[keep], scores[keep]))

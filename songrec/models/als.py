@@ -15,8 +15,15 @@ from songrec.models.base import FitCallback, Recommender, Scores, frequent_track
 class ALSRecommender(Recommender):
     name = "als"
 
-    def __init__(self, factors: int = 128, l2: float = 0.1, alpha: float = 20.0, iterations: int = 15,
-                 min_count: int = 2, seed: int = 0) -> None:
+    def __init__(
+        self,
+        factors: int = 128,
+        l2: float = 0.1,
+        alpha: float = 20.0,
+        iterations: int = 15,
+        min_count: int = 2,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.factors, self.l2, self.alpha, self.iterations = factors, l2, alpha, iterations
         self.min_count, self.seed = min_count, seed
@@ -26,8 +33,14 @@ class ALSRecommender(Recommender):
         self._gram = np.zeros((factors, factors), dtype=np.float64)
 
     def config(self) -> dict:
-        return {"factors": self.factors, "l2": self.l2, "alpha": self.alpha, "iterations": self.iterations,
-                "min_count": self.min_count, "seed": self.seed}
+        return {
+            "factors": self.factors,
+            "l2": self.l2,
+            "alpha": self.alpha,
+            "iterations": self.iterations,
+            "min_count": self.min_count,
+            "seed": self.seed,
+        }
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -36,10 +49,17 @@ class ALSRecommender(Recommender):
         self.item_ids = frequent_tracks(corpus, self.min_count)
         matrix = corpus.matrix()[:, self.item_ids].tocsr()
         matrix.data *= self.alpha
-        progress = (lambda it, secs, loss: callback({"tracks_done": it, "tracks": self.iterations})) if callback else None
+        progress = (
+            (lambda it, secs, loss: callback({"tracks_done": it, "tracks": self.iterations})) if callback else None
+        )
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(factors=self.factors, regularization=self.l2, iterations=self.iterations,
-                                            random_state=self.seed, calculate_training_loss=False)
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.l2,
+                iterations=self.iterations,
+                random_state=self.seed,
+                calculate_training_loss=False,
+            )
             model.fit(matrix, show_progress=False, callback=progress)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         self._prepare(corpus.n_tracks)

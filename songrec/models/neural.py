@@ -131,7 +131,9 @@ class NeuralRecommender(Recommender):
         self.to_item = np.zeros(0, dtype=np.int64)
         self.words: list[str] = []
         self._word_index: dict[str, int] = {}
-        self.device = pick_device(self.train_config.device) if self.train_config.device != "auto" else torch.device("cpu")
+        self.device = (
+            pick_device(self.train_config.device) if self.train_config.device != "auto" else torch.device("cpu")
+        )
         self.history: list[dict] = []
         self.best_val_metric = float("nan")
         self.best_epoch = 0
@@ -149,7 +151,9 @@ class NeuralRecommender(Recommender):
         """Title words in at least min_title_count training playlists (none when titles are off)."""
         self.words = []
         if self.train_config.min_title_count > 0:
-            counts = corpus.playlists["name"].map(lambda n: sorted(set(normalize_name(n).split()))).explode().value_counts()
+            counts = (
+                corpus.playlists["name"].map(lambda n: sorted(set(normalize_name(n).split()))).explode().value_counts()
+            )
             self.words = sorted(str(w) for w, c in counts.items() if c >= self.train_config.min_title_count)
         self._word_index = {w: i + 1 for i, w in enumerate(self.words)}
 
@@ -221,7 +225,9 @@ class NeuralRecommender(Recommender):
         self.words = strings.get("words", [])
         self._word_index = {w: i + 1 for i, w in enumerate(self.words)}
         self.network = self.new_network()
-        weights = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")}
+        weights = {
+            k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")
+        }
         self.network.load_state_dict(weights)
         self.network.to(self.device).eval()
         self.history = [

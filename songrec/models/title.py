@@ -113,7 +113,9 @@ class TitleModel:
         return self
 
     @staticmethod
-    def _profile(codes: np.ndarray, size: int, playlist_tracks: sp.csr_matrix, rows: np.ndarray | None = None) -> sp.csr_matrix:
+    def _profile(
+        codes: np.ndarray, size: int, playlist_tracks: sp.csr_matrix, rows: np.ndarray | None = None
+    ) -> sp.csr_matrix:
         """Per name (or word): share of its playlists holding each track, top tracks only."""
         rows = np.arange(len(codes)) if rows is None else rows
         valid = codes >= 0
