@@ -113,19 +113,25 @@ def train(source: str, cache_dir: str | None = None, steps: int = 30, warmup: in
 
     corpus = _corpus(source, cache_dir)
     model = make_model("neural", device="cpu", **overrides)
-    stamps = []
+    stamps, cpu, ends = [], [], []
     started = time.perf_counter()
 
     def callback(progress) -> bool:
         stamps.append(time.perf_counter())
+        cpu.append(time.process_time())  # every thread of this process
+        ends.append(progress.epoch_end)  # an epoch's last step also runs the validation: not timed
         return len(stamps) < warmup + steps
 
     model.fit(corpus, callback=callback)
-    timed = stamps[-1] - stamps[warmup - 1]
+    timed = [i for i in range(warmup, len(stamps)) if not ends[i]]
+    seconds = sum(stamps[i] - stamps[i - 1] for i in timed)
+    cpu_seconds = sum(cpu[i] - cpu[i - 1] for i in timed)
     batch = model.train_config.batch_size
     return {
-        "playlists_per_s": steps * batch / timed,
-        "seconds_per_step": timed / steps,
+        "playlists_per_s": len(timed) * batch / seconds,
+        "seconds_per_step": seconds / len(timed),
+        "playlists_per_cpu_s": len(timed) * batch / cpu_seconds,
+        "steps_timed": len(timed),
         "setup_seconds": stamps[0] - started,
         "batch_size": batch,
         "vocabulary": len(model.vocab_ids),
@@ -151,10 +157,11 @@ def latency(
     only (its answer time does not depend on how long it trained).
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     from songrec.models import make_model
 
-    torch.set_num_threads(1)  # one request, one core: the other serves the next request
+    torch.set_num_threads(1)  # one request, one core (torch and BLAS): the other serves the next request
     corpus = _corpus(source, cache_dir)
     params = dict(params or {})
     started = time.perf_counter()
@@ -166,21 +173,24 @@ def latency(
         recommender = make_model(model, **params)
         recommender.fit(corpus)
     fit_seconds = time.perf_counter() - started
+    limits = threadpool_limits(1)
     rng = np.random.default_rng(seed)
     rows = rng.choice(corpus.n_playlists, size=queries + 20, replace=corpus.n_playlists < queries + 20)
     sizes = [0, 1, 5, 10, 25, 100]
     names = corpus.playlists["name"].to_numpy()
-    times = []
+    times, cpu_times = [], []
     for i, row in enumerate(rows):
         tracks = corpus.playlist_tracks(int(row))
         seeds = tracks[: sizes[i % len(sizes)]]
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.thread_time()
         ids, _ = recommender.recommend(seeds, str(names[row]), n=500)
-        elapsed = time.perf_counter() - begin
+        elapsed, elapsed_cpu = time.perf_counter() - begin, time.thread_time() - begin_cpu
         if i >= 20:  # the first calls warm caches up
             times.append(elapsed * 1000)
+            cpu_times.append(elapsed_cpu * 1000)
         assert len(ids) > 0
-    times = np.asarray(times)
+    limits.restore_original_limits()
+    times, cpu_times = np.asarray(times), np.asarray(cpu_times)
     extra = {}
     if model == "itemknn":
         extra = {
@@ -193,6 +203,8 @@ def latency(
         "p50_ms": float(np.percentile(times, 50)),
         "p99_ms": float(np.percentile(times, 99)),
         "mean_ms": float(times.mean()),
+        "cpu_p50_ms": float(np.percentile(cpu_times, 50)),
+        "cpu_p99_ms": float(np.percentile(cpu_times, 99)),
         "queries": len(times),
         "tracks": corpus.n_tracks,
         "playlists": corpus.n_playlists,

@@ -107,7 +107,6 @@ class StreamingCorpusBuilder:
         self.report = LoadReport()
         self._track_ids: dict[str, int] = {}
         self._artist_ids: dict[str, int] = {}
-        self._uris: list[str] = []
         self._names: list[str] = []
         self._track_artist: list[int] = []
         self._albums: list[str | None] = []
@@ -145,10 +144,13 @@ class StreamingCorpusBuilder:
                 seen[playlist.pid] = file
                 kept.append(playlist)
         tracks = [track for playlist in kept for track in playlist.tracks]
-        get = self._track_ids.get
-        ids = np.array([get(track.track_uri, -1) for track in tracks], dtype=np.int32)
-        if len(ids) and ids.min() < 0:
-            self._add_new(tracks, ids)
+        track_ids = self._track_ids
+        first_new = len(track_ids)
+        setdefault = track_ids.setdefault
+        # one dict operation per entry: a new URI takes the next id, in the order of first entries
+        ids = np.array([setdefault(track.track_uri, len(track_ids)) for track in tracks], dtype=np.int32)
+        if len(track_ids) > first_new:
+            self._add_new(tracks, ids, first_new)
         self._chunks.append(ids)
         self._lengths.append(np.fromiter((len(p.tracks) for p in kept), dtype=np.int64, count=len(kept)))
         self._pl_pids.append(np.fromiter((p.pid for p in kept), dtype=np.int64, count=len(kept)))
@@ -158,17 +160,11 @@ class StreamingCorpusBuilder:
         self._pl_files.extend([file] * len(kept))
         self.report.files_read.append(file)
 
-    def _add_new(self, tracks: list[_Track], ids: np.ndarray) -> None:
-        """Ids for the tracks not seen before, in the order of their first entry (set in `ids`)."""
-        missing = np.flatnonzero(ids < 0).tolist()
-        uris = [tracks[i].track_uri for i in missing]
-        first = len(self._uris)
-        new = dict(zip(dict.fromkeys(uris), range(first, first + len(uris)), strict=False))  # first-seen order
-        ids[missing] = [new[uri] for uri in uris]
-        position = {uri: i for i, uri in zip(reversed(missing), reversed(uris), strict=True)}  # first entry
-        firsts = [tracks[position[uri]] for uri in new]
-        self._track_ids.update(new)
-        self._uris.extend(new)
+    def _add_new(self, tracks: list[_Track], ids: np.ndarray, first_new: int) -> None:
+        """Name, artist and album of the tracks that got ids from first_new on, from their first entry."""
+        positions = np.flatnonzero(ids >= first_new)
+        first = positions[np.unique(ids[positions], return_index=True)[1]]  # ordered by id
+        firsts = [tracks[i] for i in first.tolist()]
         self._names.extend([t.track_name for t in firsts])
         artist_ids = self._artist_ids
         self._track_artist.extend([artist_ids.setdefault(t.artist_name, len(artist_ids)) for t in firsts])
@@ -180,7 +176,7 @@ class StreamingCorpusBuilder:
     def export(self) -> dict:
         """This builder's share, to merge into the builder of the files before it (`merge`)."""
         return {
-            "uris": self._uris,
+            "uris": list(self._track_ids),
             "names": self._names,
             "artists": list(self._artist_ids),
             "track_artist": np.asarray(self._track_artist, dtype=np.int32),
@@ -208,12 +204,11 @@ class StreamingCorpusBuilder:
         get = self._track_ids.get
         found = np.array([get(uri, -1) for uri in uris], dtype=np.int64)
         new = np.flatnonzero(found < 0)
-        first = len(self._uris)
+        first = len(self._track_ids)
         found[new] = np.arange(first, first + len(new))
         new_positions = new.tolist()
         new_uris = [uris[i] for i in new_positions]
         self._track_ids.update(zip(new_uris, range(first, first + len(new)), strict=True))
-        self._uris.extend(new_uris)
         names, albums, share_artists = share["names"], share["albums"], share["artists"]
         self._names.extend([names[i] for i in new_positions])
         artist_ids = self._artist_ids
@@ -243,7 +238,7 @@ class StreamingCorpusBuilder:
         names = _objects(list(self._artist_ids)).to_numpy()
         tracks = pd.DataFrame(
             {
-                "uri": _objects(self._uris),
+                "uri": _objects(list(self._track_ids)),
                 "name": _objects(self._names),
                 "artist": pd.Series(names[artist_ids], dtype=object),
                 "artist_id": artist_ids,
