@@ -40,11 +40,27 @@ def main() -> None:
         model = make_model("itemknn", max_products=budget, max_entries=0).fit(train)
         fit = time.perf_counter() - started
         overall = evaluate_model(model, cases, train.track_artist).overall
-        rows.append({"fit": label, "max_products": budget, "fit_seconds": round(fit, 1),
-                     "r_precision": round(overall.r_precision, 4), "ndcg": round(overall.ndcg, 4)})
+        rows.append(
+            {
+                "fit": label,
+                "max_products": budget,
+                "fit_seconds": round(fit, 1),
+                "r_precision": round(overall.r_precision, 4),
+                "ndcg": round(overall.ndcg, 4),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"playlists": train.n_playlists, "tracks": train.n_tracks, "exact_work": exact_work,
-                      "cases": len(cases), "rows": rows}))
+    print(
+        json.dumps(
+            {
+                "playlists": train.n_playlists,
+                "tracks": train.n_tracks,
+                "exact_work": exact_work,
+                "cases": len(cases),
+                "rows": rows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -319,7 +319,8 @@ def verdict(ok: bool, detail: str) -> str:
 
 def markdown(results: dict, command: str) -> str:
     lines = [
-        f"Machine: {results['machine']}. Last command: `{command}`.",
+        f"Machine: {results['machine']}. A full run is `python benchmarks/run.py` (about an hour; `--quick` "
+        "takes minutes); the exact command of each section is listed below.",
         "",
         "The machine is shared (three other people ran tests and trainings at the same time, at normal "
         "priority, while these jobs ran at niceness 10 as asked), so wall times are pessimistic; CPU "
@@ -367,7 +368,7 @@ def markdown(results: dict, command: str) -> str:
         ]
     if "train" in results:
         lines += [
-            "### 3. Neural training throughput (CPU, default settings)",
+            "### 3. Neural training throughput (CPU, 2 torch threads; default settings and batch 128)",
             "",
             "| data | settings | playlists | tracks | vocabulary | playlists/s | playlists/CPU-s | s/step | batch "
             "| setup s | torch threads |",
@@ -462,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--json", help="raw results (default benchmarks/results.json; quick: beside --data)")
     parser.add_argument("--resume", action="store_true", help="keep the other sections of a previous --json")
+    parser.add_argument("--report", action="store_true", help="only rewrite RESULTS.md from a previous --json")
     args = parser.parse_args(argv)
     playlists = 20_000 if args.quick else 1_000_000
     scratch = Path(os.environ.get("SONGREC_BENCH_DIR", "/work/scratch" if Path("/work/scratch").is_dir() else "/tmp"))
@@ -471,14 +473,15 @@ def main(argv: list[str] | None = None) -> int:
     args.train_steps = 5 if args.quick else 30
     args.queries = 60 if args.quick else 300
     args.tsne_points = [500, 1000] if args.quick else [2000, 5000]
-    ensure_data(Path(args.data), playlists)
+    if not args.report:
+        ensure_data(Path(args.data), playlists)
 
     previous = Path(
         args.json
         or (Path(args.data).parent / "results-quick.json" if args.quick else ROOT / "benchmarks" / "results.json")
     )
     fresh = {"machine": machine(), "quick": args.quick, "data": args.data, "sections": {}}
-    results = json.loads(previous.read_text()) if args.resume and previous.exists() else fresh
+    results = json.loads(previous.read_text()) if (args.resume or args.report) and previous.exists() else fresh
     results.update({k: v for k, v in fresh.items() if k != "sections"})
     command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
     functions = {
@@ -489,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "tsne": bench_tsne,
         "app": bench_app,
     }
-    for section in args.only.split(","):
+    for section in [] if args.report else args.only.split(","):
         meta = {
             "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "load_start": f"{os.getloadavg()[0]:.1f}",
