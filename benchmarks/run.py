@@ -173,10 +173,12 @@ def _train_row(args, rows: list, label: str, source: str, overrides: dict) -> No
 def bench_latency(args, results: dict) -> None:
     from songrec.models import MODEL_NAMES
 
-    rows = []
+    chosen = args.models.split(",") if args.models else list(MODEL_NAMES)
+    # with --models, the other models' rows of a resumed run stay
+    rows = [r for r in results.get("latency", []) if r["model"] not in chosen] if args.models else []
     for label, source in corpora(args):
         large = label != "real sample"
-        for model in MODEL_NAMES:
+        for model in chosen:
             params = {}
             if model == "als" and large:
                 params = {"iterations": 2}  # answer time does not depend on iterations; 15 would take an hour
@@ -206,6 +208,9 @@ def bench_latency(args, results: dict) -> None:
                 }
             )
             print_rows("latency", rows[-1:])
+    labels = [label for label, _ in corpora(args)]
+    order = {m: i for i, m in enumerate(MODEL_NAMES)}
+    rows.sort(key=lambda r: (labels.index(r["data"]) if r["data"] in labels else 99, order.get(r["model"], 99)))
     results["latency"] = rows
 
 
@@ -464,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="raw results (default benchmarks/results.json; quick: beside --data)")
     parser.add_argument("--resume", action="store_true", help="keep the other sections of a previous --json")
     parser.add_argument("--report", action="store_true", help="only rewrite RESULTS.md from a previous --json")
+    parser.add_argument("--models", help="latency: only these models (comma-separated; with --resume the rest stay)")
     args = parser.parse_args(argv)
     playlists = 20_000 if args.quick else 1_000_000
     scratch = Path(os.environ.get("SONGREC_BENCH_DIR", "/work/scratch" if Path("/work/scratch").is_dir() else "/tmp"))

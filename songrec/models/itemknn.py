@@ -180,7 +180,7 @@ def _sample_rows(
     return sampled, factor
 
 
-_SCALE_DEFAULTS = {"min_count": 1, "max_products": 2_000_000_000, "max_entries": 250_000_000, "seed": 0}
+_SCALE_DEFAULTS = {"min_count": 1, "max_products": 10_000_000_000, "max_entries": 250_000_000, "seed": 0}
 
 
 class ItemKNNRecommender(Recommender):
@@ -193,16 +193,19 @@ class ItemKNNRecommender(Recommender):
         neighbours: int = 500,
         alpha: float = 0.9,
         min_count: int = 1,
-        max_products: int = 2_000_000_000,
+        max_products: int = 10_000_000_000,
         max_entries: int = 250_000_000,
         seed: int = 0,
         workers: int | None = None,
     ) -> None:
-        """min_count, max_products and max_entries only act on large corpora (see cosine_neighbours):
-        at the full MPD size (2.26M tracks) the co-occurrences are estimated from a sample of each
-        track's playlists (max_products multiply-adds in all) and each track keeps at most
-        max_entries / n_tracks neighbours, so the matrix stays near 2 GB. workers: processes
-        computing blocks (default 2 for fits of 2e8 multiply-adds or more, from the main thread)."""
+        """min_count, max_products and max_entries only act on large corpora (see cosine_neighbours).
+        The full MPD size (1M playlists, 2.26M tracks) needs about 7.4e9 multiply-adds, under the
+        default budget, so its co-occurrences are exact (about 6 minutes on 2 cores); a larger corpus,
+        or a smaller budget for a quicker fit, estimates them from a sample of each track's playlists
+        (at 27% of the work: 3x faster, but R-precision drops, see benchmarks/RESULTS.md). Each track
+        keeps at most max_entries / n_tracks neighbours, so the matrix stays near 2 GB. workers:
+        processes computing blocks (default 2 for fits of 2e8 multiply-adds or more, from the main
+        thread)."""
         super().__init__()
         self.neighbours = neighbours
         self.alpha = alpha
