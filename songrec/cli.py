@@ -40,14 +40,15 @@ def _report(report: LoadReport) -> None:
 
 
 def _load(
-    paths: Sequence[str], max_files: int | None = None, exclude: Sequence[Path] = ()
+    paths: Sequence[str], cache_dir: str | None, max_files: int | None = None, exclude: Sequence[Path] = ()
 ) -> tuple[Corpus, LoadReport]:
+    """Read slices with a progress bar; with a cache folder, a second load of the same files takes seconds."""
     files = find_slice_files(paths)
     excluded = {p.resolve() for p in exclude}
     files = [f for f in files if f.resolve() not in excluded]
     if max_files is not None:
         files = files[:max_files]
-    corpus, report = load_corpus(files, progress=_progress("reading slices", "file"))
+    corpus, report = load_corpus(files, progress=_progress("reading slices", "file"), cache_dir=cache_dir)
     _report(report)
     if corpus.n_playlists == 0:
         raise SystemExit(f"songrec: no playlists could be read from {', '.join(paths)}")
@@ -116,7 +117,7 @@ def _build_model(args: argparse.Namespace, corpus: Corpus):
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    corpus, report = _load(args.paths)
+    corpus, report = _load(args.paths, args.cache_dir)
     stats = corpus.stats()
     stats["files_read"] = len(report.files_read)
     stats["files_with_errors"] = len(report.errors)
@@ -157,7 +158,7 @@ def cmd_challenge_set(args: argparse.Namespace) -> int:
     from songrec.challenge import build_challenge_set, write_challenge_set, write_truth
     from songrec.protocol import make_cases
 
-    corpus, _ = _load(args.paths)
+    corpus, _ = _load(args.paths, args.cache_dir)
     cases = make_cases(corpus, seed=args.seed, max_cases=args.max_cases)
     write_challenge_set(args.out, build_challenge_set(corpus, cases))
     if args.truth:
@@ -188,11 +189,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         test_files = find_slice_files(args.test)
         held_out = {f.resolve() for f in test_files}
         train_files = [f for f in find_slice_files(args.train) if f.resolve() not in held_out]
-        corpus, _ = _load([str(f) for f in train_files + test_files])
+        corpus, _ = _load([str(f) for f in train_files + test_files], args.cache_dir)
         train = corpus.subset(corpus.rows_from_files(str(f) for f in train_files))
         test = corpus.subset(corpus.rows_from_files(str(f) for f in test_files))
     else:
-        corpus, _ = _load(args.train)
+        corpus, _ = _load(args.train, args.cache_dir)
         train, test = corpus.split(args.test_share, seed=args.seed)
     print(f"train {train.n_playlists:,} playlists, test {test.n_playlists:,} playlists", file=sys.stderr)
     cases = make_cases(test, seed=args.seed, max_cases=args.max_cases)
@@ -223,7 +224,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.checkpoint:
         model = _build_model(args, None)
     else:
-        corpus, _ = _load(args.train)
+        corpus, _ = _load(args.train, args.cache_dir)
         model = _build_model(args, corpus)
     rows = submission_rows(model, challenge, progress=_progress("recommending", "playlist"))
     write_submission(args.out, rows, args.team, args.contact)
@@ -233,7 +234,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
-    corpus, _ = _load(args.data, max_files=config.max_files or None)
+    corpus, _ = _load(args.data, args.cache_dir, max_files=config.max_files or None)
     args.model, args.checkpoint = "neural", None
     model = _build_model(args, corpus)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -245,6 +246,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="songrec", description="Playlist continuation on MPD-format data.")
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("SONGREC_CACHE_DIR") or None,
+        help="keep loaded corpora here and reuse them while the files are unchanged (default: $SONGREC_CACHE_DIR; "
+        "no caching when unset)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     stats = commands.add_parser("stats", help="summarise MPD slice files or folders")

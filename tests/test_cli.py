@@ -340,3 +340,12 @@ def test_submit_with_too_few_tracks_says_so(
     )
     assert code == 2
     assert "a submission needs 500" in err
+
+
+def test_cache_dir_is_written_then_reused(demo_dir, tmp_path, capsys) -> None:
+    cache = tmp_path / "cache"
+    assert main(["--cache-dir", str(cache), "stats", str(demo_dir), "--json"]) == 0
+    first = capsys.readouterr().out
+    assert any(cache.iterdir()), "the first load should leave a cached corpus"
+    assert main(["--cache-dir", str(cache), "stats", str(demo_dir), "--json"]) == 0
+    assert capsys.readouterr().out == first
