@@ -1,7 +1,6 @@
 """Evaluation: hold out playlists, fit each model on the rest, score them with the RecSys 2018 metrics."""
 
 import dataclasses
-import time
 
 import altair as alt
 import pandas as pd
@@ -9,7 +8,7 @@ import streamlit as st
 
 from songrec import explore
 from songrec.config import TrainConfig
-from songrec.models import make_model
+from songrec.models import MODEL_NAMES
 from songrec.ui import state
 
 state.page_header(
@@ -20,7 +19,6 @@ state.page_header(
 )
 
 corpus, ref = state.corpus(), state.dataset()
-kinds = state.available_kinds()
 saved = st.session_state.get("train_settings") or dataclasses.asdict(TrainConfig())
 
 with st.form("evaluation_form"):
@@ -30,8 +28,8 @@ with st.form("evaluation_form"):
     seed = c[2].number_input("Split seed", 0, 2**31 - 1, 0)
     epochs = c[3].number_input("Neural epochs", 1, 500, min(int(saved["epochs"]), 10),
                                help="The other neural settings are the Train page's last ones.")
-    defaults = [k for k in ("neural", "popularity", "itemknn") if k in kinds]
-    chosen = st.multiselect("Models", kinds, default=defaults)
+    defaults = ["neural", "popularity", "itemknn"]
+    chosen = st.multiselect("Models", MODEL_NAMES, default=defaults)
     run = st.form_submit_button("Run evaluation", type="primary")
 
 if run and chosen:
@@ -39,43 +37,29 @@ if run and chosen:
     with st.status("Evaluating…", expanded=True) as status:
         train, test, cases = explore.holdout_cases(corpus, float(test_share), int(seed), int(max_cases))
         st.write(f"Fitting on {train.n_playlists:,} playlists; scoring {len(cases):,} held-out playlists.")
-        fitted, seconds = {}, {}
-        for kind in chosen:
-            bar = st.progress(0.0, text=f"Fitting {kind}…")
-
-            def callback(progress, bar=bar, kind=kind) -> None:
-                if hasattr(progress, "epochs"):
-                    done = ((progress.epoch - 1) * progress.steps + progress.step) / (progress.epochs * progress.steps)
-                    bar.progress(min(done, 1.0), text=f"Fitting {kind}: epoch {progress.epoch}/{progress.epochs}")
-                elif isinstance(progress, dict) and progress.get("tracks"):
-                    bar.progress(min(progress["tracks_done"] / progress["tracks"], 1.0), text=f"Fitting {kind}…")
-
-            started = time.perf_counter()
-            try:
-                model = make_model(kind, config=config) if kind == "neural" else make_model(kind)
-                fitted[kind] = model.fit(train, callback=callback)
-            except Exception as exc:  # one model failing must not hide the others' results
-                st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
-                continue
-            finally:
-                bar.empty()
-            seconds[kind] = time.perf_counter() - started
-            st.write(f"{kind}: fitted in {seconds[kind]:.1f} s")
-        bar = st.progress(0.0, text="Scoring…")
+        bar = st.progress(0.0, text="Fitting…")
+        fitted = explore.fit_models(
+            chosen, train, config,
+            progress=lambda kind, event: bar.progress(event.fraction, text=f"Fitting {kind}: {event.label}"),
+        )
+        for kind, error in fitted.errors.items():
+            st.error(f"{kind} could not be fitted: {error}")
+        st.write(", ".join(f"{kind} fitted in {s:.1f} s" for kind, s in fitted.seconds.items()))
+        bar.progress(0.0, text="Scoring…")
         results = explore.compare_models(
-            fitted, test, cases,
+            fitted.models, test, cases,
             progress=lambda name, done, total: bar.progress(done / max(total, 1),
                                                             text=f"Scoring {name}: {done}/{total}"),
         )
         bar.empty()
         overall, per_category = explore.evaluation_tables(results)
-        overall["fit seconds"] = overall["model"].map(seconds)
+        overall["fit seconds"] = overall["model"].map(fitted.seconds)
         st.session_state["evaluation"] = {
             "dataset": ref.key, "overall": overall, "per_category": per_category,
             "cases": len(cases), "train": train.n_playlists, "share": float(test_share),
         }
-        status.update(label=f"Evaluated {len(fitted)} models on {len(cases):,} held-out playlists", state="complete",
-                      expanded=False)
+        status.update(label=f"Evaluated {len(fitted.models)} models on {len(cases):,} held-out playlists",
+                      state="complete", expanded=False)
 elif run:
     st.warning("Choose at least one model.")
 

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from songrec.config import TrainConfig
+from songrec.models import MODEL_NAMES
 from songrec.ui import state
 
 state.page_header("Train", "Fit the neural model with the notebook's settings (and a few more), or the baselines it "
@@ -112,7 +113,7 @@ training_view(running)
 st.subheader("Baselines")
 st.caption("The floors the neural model must clear. Popularity recommends the same hits to everyone; item-kNN "
            "recommends tracks that share playlists with the seeds.")
-kinds = [k for k in state.available_kinds() if k != "neural"]
+kinds = [k for k in MODEL_NAMES if k != "neural"]
 cols = st.columns(max(len(kinds), 1))
 for column, kind in zip(cols, kinds, strict=False):
     with column:

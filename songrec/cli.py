@@ -108,10 +108,8 @@ def _build_model(args: argparse.Namespace, corpus: Corpus):
         bar.close()
         print(f"trained neural model on {model.device} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     else:
-        bar = _progress(f"fitting {args.model}", "track")
-        model = make_model(args.model).fit(
-            corpus, callback=lambda e: bar(e["tracks_done"], e["tracks"]) if isinstance(e, dict) else None
-        )
+        bar = _progress(f"fitting {args.model}")
+        model = make_model(args.model).fit(corpus, callback=lambda progress: bar(progress.done, progress.total))
         print(f"fitted {args.model} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return model
 

@@ -4,13 +4,17 @@ with hits marked, and model comparisons. Plain pandas in, pandas out: no Streaml
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from songrec.config import TrainConfig
 from songrec.corpus import Corpus
 from songrec.metrics import Evaluation, evaluate_model, ndcg, r_precision
+from songrec.models.base import Recommender
 from songrec.protocol import CATEGORY_NAMES, make_cases
 
 FOLLOWER_BUCKETS = ((0, 1, "1"), (1, 2, "2"), (2, 5, "3–5"), (5, 10, "6–10"), (10, 100, "11–100"),
@@ -163,6 +167,37 @@ METRIC_LABELS = {
     "clicks": "Clicks (lower is better)",
     "hit_at_15": "Hit@15",
 }
+
+
+@dataclass
+class FittedModels:
+    models: dict[str, Recommender]
+    seconds: dict[str, float]
+    errors: dict[str, str]
+    """Model kind -> why it could not be fitted (one failure must not hide the others' results)."""
+
+
+def fit_models(
+    kinds: Sequence[str],
+    corpus: Corpus,
+    neural_config: TrainConfig,
+    progress: Callable[[str, object], None] | None = None,
+) -> FittedModels:
+    """Fit each model kind on the corpus; `progress(kind, FitProgress | TrainProgress)` as they go."""
+    from songrec.models import make_model
+
+    fitted = FittedModels({}, {}, {})
+    for kind in kinds:
+        started = time.perf_counter()
+        model = make_model(kind, config=neural_config) if kind == "neural" else make_model(kind)
+        callback = (lambda event, kind=kind: progress(kind, event)) if progress is not None else None
+        try:
+            fitted.models[kind] = model.fit(corpus, callback=callback)
+        except (ValueError, RuntimeError, MemoryError) as exc:
+            fitted.errors[kind] = f"{type(exc).__name__}: {exc}"
+            continue
+        fitted.seconds[kind] = time.perf_counter() - started
+    return fitted
 
 
 def compare_models(

@@ -40,6 +40,14 @@ class TrainProgress:
     epoch_end: bool
     device: str
 
+    @property
+    def fraction(self) -> float:
+        return min(1.0, ((self.epoch - 1) * self.steps + self.step) / max(1, self.epochs * self.steps))
+
+    @property
+    def label(self) -> str:
+        return f"epoch {self.epoch}/{self.epochs}"
+
 
 @dataclass
 class TrainingPlaylist:

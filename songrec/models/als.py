@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
+from songrec.models.base import FitCallback, FitProgress, Recommender, Scores, frequent_tracks
 
 
 class ALSRecommender(Recommender):
@@ -50,7 +50,7 @@ class ALSRecommender(Recommender):
         matrix = corpus.matrix()[:, self.item_ids].tocsr()
         matrix.data *= self.alpha
         progress = (
-            (lambda it, secs, loss: callback({"tracks_done": it, "tracks": self.iterations})) if callback else None
+            (lambda it, secs, loss: callback(FitProgress(it, self.iterations, "iterations"))) if callback else None
         )
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -22,8 +23,26 @@ from songrec.models.title import TitleModel
 Scores = tuple[np.ndarray, np.ndarray]
 """(candidate track ids, their scores): a model's opinion on some tracks, higher is better."""
 
+@dataclass(frozen=True)
+class FitProgress:
+    """Progress of a baseline's fit: `done` of `total` units (tracks, iterations)."""
+
+    done: int
+    total: int
+    unit: str
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 1.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.done:,}/{self.total:,} {self.unit}"
+
+
 FitCallback = Callable[[Any], bool | None]
-"""Receives progress while a model fits; returning False asks it to stop early."""
+"""Receives a FitProgress (baselines) or a TrainProgress (neural) while a model fits; both have
+`fraction` and `label`. Returning False asks the model to stop early."""
 
 
 def top_n(candidates: np.ndarray, values: np.ndarray, n: int, exclude: np.ndarray) -> Scores:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
+from songrec.models.base import FitCallback, FitProgress, Recommender, Scores, frequent_tracks
 
 
 class EASERecommender(Recommender):
@@ -37,7 +37,7 @@ class EASERecommender(Recommender):
         self.weights = weights.astype(np.float32)
         self._index(corpus.n_tracks)
         if callback is not None:
-            callback({"tracks_done": len(self.item_ids), "tracks": len(self.item_ids)})
+            callback(FitProgress(len(self.item_ids), len(self.item_ids), "tracks"))
 
     def _index(self, n_tracks: int) -> None:
         self._position = np.full(n_tracks, -1, dtype=np.int64)

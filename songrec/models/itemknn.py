@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, Recommender, Scores
+from songrec.models.base import FitCallback, FitProgress, Recommender, Scores
 from songrec.models.title import _keep_top
 
 
@@ -75,7 +75,7 @@ def cosine_neighbours(
         indptr[start + 1 : stop + 1] = filled + piece.indptr[1:]
         filled += piece.nnz
         if callback is not None:
-            callback({"tracks_done": stop, "tracks": n_tracks})
+            callback(FitProgress(stop, n_tracks, "tracks"))
     return sp.csr_matrix((data[:filled], indices[:filled], indptr), shape=(n_tracks, n_tracks))
 
 

@@ -78,14 +78,7 @@ class FitJob:
         last = self.last
         if not self.running:
             return 1.0
-        if last is None:
-            return 0.0
-        if hasattr(last, "epochs") and hasattr(last, "steps"):
-            total = max(1, last.epochs * last.steps)
-            return min(1.0, ((last.epoch - 1) * last.steps + last.step) / total)
-        if isinstance(last, dict) and last.get("tracks"):
-            return min(1.0, last.get("tracks_done", 0) / last["tracks"])
-        return 0.0
+        return 0.0 if last is None else last.fraction
 
     def describe(self) -> str:
         """One line on where the job stands."""

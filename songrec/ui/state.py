@@ -261,20 +261,6 @@ def model_token(label: str) -> str:
     return f"{entry.token}:{dataset().key}" if entry else ""
 
 
-def available_kinds() -> list[str]:
-    """Model kinds whose code is present (ease/als may not be written yet)."""
-    from songrec.models import MODEL_NAMES, model_class
-
-    kinds = []
-    for name in MODEL_NAMES:
-        try:
-            model_class(name)
-        except Exception:  # a module still being written: leave it out
-            continue
-        kinds.append(name)
-    return kinds
-
-
 def fit_baseline(kind: str, **params) -> ModelEntry:
     """Fit a baseline on the current dataset (with progress), store and return it."""
     from songrec.models import make_model
@@ -283,8 +269,7 @@ def fit_baseline(kind: str, **params) -> ModelEntry:
     bar = st.progress(0.0, text=f"Fitting {kind}…")
 
     def callback(progress) -> None:
-        if isinstance(progress, dict) and progress.get("tracks"):
-            bar.progress(min(1.0, progress["tracks_done"] / progress["tracks"]), text=f"Fitting {kind}…")
+        bar.progress(progress.fraction, text=f"Fitting {kind}: {progress.label}")
 
     started = time.perf_counter()
     try:
