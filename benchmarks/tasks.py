@@ -29,15 +29,7 @@ def ingest_songrec(source: str, count: int | None = None, workers: int = 1) -> d
     size = sum(f.stat().st_size for f in files)
     started = time.perf_counter()
     corpus, report = read_corpus(files, workers=workers)
-    seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "mb": size / 1e6,
-        "mb_per_s": size / 1e6 / seconds,
-        "files": len(files),
-        "entries": corpus.n_entries,
-        "errors": len(report.errors),
-    }
+    return _throughput(started, size, len(files), entries=corpus.n_entries, errors=len(report.errors))
 
 
 def ingest_notebook(source: str, count: int | None = None) -> dict:
@@ -57,14 +49,13 @@ def ingest_notebook(source: str, count: int | None = None) -> dict:
                 track["pid"] = pid
                 rows.append(track)
     frame = pd.DataFrame(rows)
+    return _throughput(started, size, len(files), entries=len(frame))
+
+
+def _throughput(started: float, size: int, files: int, **extra) -> dict:
+    """Seconds since `started` and MB/s over `size` bytes, as one benchmark row."""
     seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "mb": size / 1e6,
-        "mb_per_s": size / 1e6 / seconds,
-        "files": len(files),
-        "entries": len(frame),
-    }
+    return {"seconds": seconds, "mb": size / 1e6, "mb_per_s": size / 1e6 / seconds, "files": files, **extra}
 
 
 def build(source: str, workers: int | None = None) -> dict:

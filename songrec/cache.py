@@ -101,7 +101,8 @@ def decode_lean(source: Source) -> tuple[str, list[_Playlist] | MPDFormatError]:
 
 
 class StreamingCorpusBuilder:
-    """Builds a corpus file by file with the ids, order and report of `corpus.CorpusBuilder`."""
+    """Builds a corpus file by file with the ids, order and report of the plain reference builder
+    (tests/reference_builder.py)."""
 
     def __init__(self) -> None:
         self.report = LoadReport()

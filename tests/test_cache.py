@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from factories import playlist, slice_bytes, track
+from reference_builder import CorpusBuilder
 
 from songrec import cache
 from songrec.cache import cache_path, load_corpus_cached, read_corpus
-from songrec.corpus import Corpus, CorpusBuilder, load_corpus
+from songrec.corpus import Corpus, load_corpus
 from songrec.mpd import LoadReport, MPDFormatError, find_slice_files, iter_slices
 from songrec.synthetic import write_demo
 

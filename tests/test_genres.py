@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
 from songrec.genres import (
     DEFAULT_KEYWORDS,
     MORE_KEYWORDS,
@@ -20,16 +20,12 @@ from songrec.genres import (
     track_genres,
 )
 from songrec.models import make_model
-from songrec.synthetic import genre_of_name, write_demo
+from songrec.synthetic import genre_of_name
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    folder = tmp_path_factory.mktemp("genre-demo")
-    write_demo(folder, 500, seed=1)
-    corpus, report = load_corpus([folder])
-    assert not report.errors
-    return corpus
+def corpus(demo_corpus: Corpus) -> Corpus:
+    return demo_corpus
 
 
 @pytest.fixture(scope="module")

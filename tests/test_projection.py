@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from songrec.config import TrainConfig
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
 from songrec.genres import track_genres
 from songrec.models import make_model
 from songrec.models.aligned import AlignedRecommender
@@ -18,14 +18,11 @@ from songrec.projection import (
     tsne_coordinates,
     with_genres,
 )
-from songrec.synthetic import write_demo
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    folder = tmp_path_factory.mktemp("projection-demo")
-    write_demo(folder, 400, seed=2)
-    return load_corpus([folder])[0]
+def corpus(demo_corpus: Corpus) -> Corpus:
+    return demo_corpus
 
 
 def test_most_frequent_orders_by_count(corpus: Corpus) -> None:
