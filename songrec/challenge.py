@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
-import numpy as np
 
 from songrec.corpus import Corpus
 from songrec.models.base import Recommender
@@ -64,12 +63,11 @@ def submission_rows(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[int, list[str]]]:
     """(pid, 500 distinct URIs with no seed) for every challenge playlist."""
-    index = {uri: i for i, uri in enumerate(model.track_uris)}
     rows = []
     playlists = challenge.playlists
     for start in range(0, len(playlists), batch_size):
         batch = playlists[start : start + batch_size]
-        seeds = [np.asarray([index.get(t.track_uri, -1) for t in p.tracks], dtype=np.int64) for p in batch]
+        seeds = [model.track_ids([t.track_uri for t in p.tracks]) for p in batch]
         results = model.recommend_batch(seeds, [p.name for p in batch], SUBMISSION_SIZE)
         for playlist, (ids, _) in zip(batch, results, strict=True):
             seed_uris = {t.track_uri for t in playlist.tracks}

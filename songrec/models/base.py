@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import pandas as pd
 
 from songrec.checkpoint import load_checkpoint, save_checkpoint
 from songrec.corpus import Corpus
@@ -76,10 +77,26 @@ class Recommender(ABC):
     """True when `_score_batch` reads titles itself (then title-only playlists reach the model)."""
 
     def __init__(self) -> None:
-        self.track_uris: list[str] = []
+        self._track_uris: list[str] = []
+        self._uri_index: pd.Index | None = None
         self.popularity = np.zeros(0, dtype=np.float32)
         self.title_model = TitleModel()
         self._popular_order = np.zeros(0, dtype=np.int64)
+
+    @property
+    def track_uris(self) -> list[str]:
+        """The Spotify URI of each track id this model speaks (its training corpus's ids)."""
+        return self._track_uris
+
+    @track_uris.setter
+    def track_uris(self, uris: list[str]) -> None:
+        self._track_uris, self._uri_index = uris, None
+
+    def track_ids(self, uris: Sequence[str]) -> np.ndarray:
+        """Track ids for URIs (-1 for unknown); the lookup index is built once per model."""
+        if self._uri_index is None:
+            self._uri_index = pd.Index(self._track_uris)
+        return self._uri_index.get_indexer(list(uris)).astype(np.int64)
 
     @property
     def n_tracks(self) -> int:
@@ -175,9 +192,7 @@ class Recommender(ABC):
 
     def recommend_uris(self, seed_uris: Sequence[str], title: str | None = None, n: int = 500) -> list[str]:
         """Recommendations by Spotify URI, for playlists from outside the training corpus."""
-        index = {uri: i for i, uri in enumerate(self.track_uris)} if len(seed_uris) else {}
-        seeds = [index.get(uri, -1) for uri in seed_uris]
-        ids, _ = self.recommend(seeds, title, n)
+        ids, _ = self.recommend(self.track_ids(seed_uris), title, n)
         return [self.track_uris[i] for i in ids]
 
     def _state(self) -> dict[str, np.ndarray]:
