@@ -6,8 +6,8 @@ import streamlit as st
 from songrec import explore
 from songrec.ui import state
 
-state.page_header("Recommend", "Pick a playlist from the dataset — the model sees its first tracks and we check its "
-                  "suggestions against the tracks it did not see — or build your own from a title and some tracks.")
+state.page_header("Recommend", "Pick a playlist from the dataset — the model is given its first tracks and we check "
+                  "its suggestions against the rest — or build your own from a title and some tracks.")
 
 corpus = state.corpus()
 entries = state.models()
@@ -24,7 +24,9 @@ if not entries:
         st.stop()
 
 labels = list(entries)
-default = labels.index("neural") if "neural" in labels else len(labels) - 1
+current = [k for k in labels if entries[k].dataset_key == state.dataset().key]  # fitted on this dataset
+preferred = (["neural"] if "neural" in current else current[-1:]) or labels[-1:]
+default = labels.index(preferred[0])
 c = st.columns([2, 1, 2])
 label = c[0].selectbox("Model", labels, index=default, format_func=lambda k: entries[k].describe())
 top_n = c[1].number_input("Recommendations", 5, 500, 20, step=5)
@@ -72,6 +74,10 @@ if mode == "From the dataset":
                           min(10, length - 1)) if length > 2 else 1
     use_title = c[1].checkbox("Give the model the title", value=True)
     seeds, truth = explore.holdout(corpus, row, n_seeds)
+    if entries[label].dataset_key == state.dataset().key:
+        st.caption("This model was fitted on this dataset, this playlist included, so it has seen the held-out "
+                   "tracks: hits here look better than on new playlists. The **Evaluation** page holds playlists "
+                   "out before fitting.")
     title = str(corpus.playlists["name"].iat[row]) if use_title else None
     table = explore.recommendation_table(model, corpus, seeds, title, int(top_n), truth)
     scores = explore.holdout_scores(table["id"].to_numpy(), truth)
@@ -99,15 +105,20 @@ if mode == "From the dataset":
 
 else:
     seeds_key = f"custom_seeds:{state.dataset().key}"  # track ids mean nothing in another dataset
-    chosen: list[int] = st.session_state.setdefault(seeds_key, [])
+    widget_key = f"custom_tracks:{state.dataset().key}"
+    store: list[int] = st.session_state.setdefault(seeds_key, [])
+    if widget_key not in st.session_state:  # Streamlit drops a widget's state on runs that do not draw it
+        st.session_state[widget_key] = list(store)
     title = st.text_input("Playlist title (optional)", key="custom_title", placeholder="e.g. road trip country")
     query = st.text_input("Search tracks or artists to add", key="track_query", placeholder="e.g. whiskey")
     found = explore.search_tracks(corpus, query, limit=50)
-    options = list(dict.fromkeys(chosen + found["id"].astype(int).tolist()))
-    picked = st.multiselect("Tracks in your playlist", options, default=chosen,
-                            format_func=lambda t: explore.track_label(corpus, t),
-                            placeholder="Search above, then pick tracks here")
-    st.session_state[seeds_key] = chosen = [int(t) for t in picked]
+    # The picks stay in the options, after the search results, so a pick never changes the options' order.
+    options = list(dict.fromkeys(found["id"].astype(int).tolist() + store))
+    st.multiselect("Tracks in your playlist", options, key=widget_key,
+                   format_func=lambda t: explore.track_label(corpus, t),
+                   on_change=lambda: st.session_state.__setitem__(seeds_key, list(st.session_state[widget_key])),
+                   placeholder="Search above, then pick tracks here")
+    chosen = st.session_state[seeds_key] = [int(t) for t in st.session_state[widget_key]]
     if query and found.empty:
         st.caption("No track or artist matches that search.")
     if not chosen and not title.strip():

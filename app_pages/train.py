@@ -83,7 +83,8 @@ def training_view(polling: bool) -> None:
         st.info("No neural model trained in this session yet. Pick settings above and press **Train neural model**.")
         return
     model = job.model
-    if job.running:
+    status = job.status  # read once: the thread may finish while this view draws
+    if status in ("pending", "running"):
         st.progress(job.fraction, text=job.describe())
         if st.button("Stop training", icon=":material/stop_circle:", disabled=job.stopping):
             job.stop()
@@ -96,12 +97,12 @@ def training_view(polling: bool) -> None:
         table = pd.DataFrame(history).rename(columns={"val_metric": "validation R-precision"})
         with st.expander("Per-epoch numbers"):
             st.dataframe(table, hide_index=True)
-    if job.status in ("done", "stopped"):
+    if status in ("done", "stopped"):
         best = f"best epoch {model.best_epoch} (validation R-precision {model.best_val_metric:.4f}) kept" \
             if model.best_epoch else "stopped before the first epoch ended: the weights are the partly trained ones"
-        st.success(f"{'Trained' if job.status == 'done' else 'Stopped after'} {model.epochs_trained} epoch"
+        st.success(f"{'Trained' if status == 'done' else 'Stopped after'} {model.epochs_trained} epoch"
                    f"{'s' if model.epochs_trained != 1 else ''} in {job.seconds:.1f} s on {model.device.type}; {best}.")
-    elif job.status == "failed":
+    elif status == "failed":
         st.error(f"Training failed — {job.error}")
         with st.expander("Details"):
             st.code(job.details or "")

@@ -124,7 +124,8 @@ def make_catalogue(n_tracks: int, seed: int = 0, zipf: float = 0.9) -> Catalogue
         f"{w[rng.integers(len(w))]} {EXTRA[rng.integers(len(EXTRA))]}" + (f" ({i % 97})" if rng.random() < 0.2 else "")
         for i, w in enumerate(words)
     ]
-    album_names = [f"{EXTRA[i % len(EXTRA)]} of {NOUNS[(i // 7) % len(NOUNS)]} Vol. {i % 5 + 1}" for i in range(n_artists * 3)]
+    album_names = [f"{EXTRA[i % len(EXTRA)]} of {NOUNS[(i // 7) % len(NOUNS)]} Vol. {i % 5 + 1}"
+                   for i in range(n_artists * 3)]
     popularity = 1.0 / np.power(rng.permutation(n_tracks) + 1.0, zipf)
     cdfs = {}
     for g in range(len(GENRES)):

@@ -57,7 +57,8 @@ class CorpusBuilder:
         indptr = np.zeros(len(self._lengths) + 1, dtype=np.int64)
         np.cumsum(self._lengths, out=indptr[1:])
         indices = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int32)
-        names, artists, artist_ids, albums = zip(*self._track_rows) if self._track_rows else ((), (), (), ())
+        rows = self._track_rows
+        names, artists, artist_ids, albums = zip(*rows, strict=True) if rows else ((), (), (), ())
         tracks = pd.DataFrame(
             {
                 "uri": pd.Series(list(self._track_ids.keys()), dtype=object),
@@ -68,7 +69,8 @@ class CorpusBuilder:
             }
         )
         tracks["count"] = np.bincount(indices, minlength=len(tracks)).astype(np.int64)
-        pids, pnames, followers, descriptions, files = zip(*self._playlists) if self._playlists else ((),) * 5
+        lists = self._playlists
+        pids, pnames, followers, descriptions, files = zip(*lists, strict=True) if lists else ((),) * 5
         playlists = pd.DataFrame(
             {
                 "pid": np.asarray(pids, dtype=np.int64),

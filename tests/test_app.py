@@ -235,3 +235,15 @@ def test_evaluation_compares_models(app: AppTest) -> None:
     assert len(app.get("vega_lite_chart")) == 4  # three overall metrics, one per category
     app.segmented_control(key="eval_metric").set_value("clicks").run()
     assert not app.exception
+
+
+def test_build_your_own_keeps_every_pick_made_one_at_a_time(app: AppTest) -> None:
+    goto(app, "recommend")
+    button(app, "Fit popularity").click().run()
+    app.segmented_control(key="recommend_mode").set_value("Build your own").run()
+    app.text_input(key="track_query").set_value("whiskey").run()
+    first, second, third = app.multiselect[0].options[:3]
+    for picks in ([first], [first, second], [first, second, third]):
+        app.multiselect[0].set_value(picks).run()
+        assert not app.exception
+        assert len(app.dataframe[0].value) == len(picks), picks

@@ -258,4 +258,5 @@ class ItemKNNRecommender(Recommender):
         }
 
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
-        self.similarity = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
+        self.similarity = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                                        shape=tuple(arrays["shape"]))

@@ -38,13 +38,13 @@ class FitJob:
     def _run(self) -> None:
         try:
             self.model.fit(self.corpus, callback=self._callback)
-            self.status = "stopped" if self._stop.is_set() else "done"
+            status = "stopped" if self._stop.is_set() else "done"
         except Exception as exc:  # shown on the page, never swallowed
             self.error = f"{type(exc).__name__}: {exc}"
             self.details = traceback.format_exc()
-            self.status = "failed"
-        finally:
-            self.finished = time.perf_counter()
+            status = "failed"
+        self.finished = time.perf_counter()
+        self.status = status  # last, so a reader that sees the job ended also sees its end time and error
 
     def _callback(self, progress: Any) -> bool:
         self.last = progress

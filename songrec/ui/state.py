@@ -228,6 +228,7 @@ class ModelEntry:
         return self._aligned[ref.key]
 
     def describe(self) -> str:
+        """One line: label, device, epochs, and "other data" when fitted on another dataset than the current one."""
         parts = [self.label]
         model = self.model
         device = getattr(model, "device", None)
@@ -239,6 +240,8 @@ class ModelEntry:
                          + (f" (best {best})" if best else ""))
         if self.source == "uploaded":
             parts.append("uploaded")
+        elif self.dataset_key != dataset().key:
+            parts.append("other data")
         return " · ".join(parts)
 
 
@@ -400,8 +403,7 @@ def sidebar() -> None:
         if not entries:
             st.caption("None fitted yet — see Train.")
         for entry in entries:
-            other = " · other data" if entry.dataset_key != ref.key else ""
-            st.markdown(f"- {entry.describe()}{other}")
+            st.markdown(f"- {entry.describe()}")
         job = train_job()
         if job is not None and job.running:
             st.progress(job.fraction, text=f"Training the neural model — {job.describe()}")
