@@ -178,7 +178,9 @@ def test_walkthrough(browser, server: str, tmp_path: Path) -> None:
     page.get_by_role("button", name="Train neural model").click()
     page.get_by_text("Trained 2 epochs").wait_for(timeout=120_000)
     settle(page)
-    assert re.search(r"neural · \w+ · 2 epochs", page.locator('[data-testid="stSidebar"]').inner_text())
+    # the sidebar lists the trained model (after the rerun that follows the job's end)
+    page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"neural · \w+ · 2 epochs")).wait_for(
+        timeout=15_000)
     shoot(page, "03-train")
 
     open_page(page, "Recommend")
