@@ -12,7 +12,7 @@ from songrec.corpus import Corpus
 from songrec.models import make_model
 from songrec.models.base import Recommender
 from songrec.models.neural import NeuralRecommender, PlaylistModel, pick_device
-from songrec.training import TrainProgress, learning_rate_factor, softmax_loss
+from songrec.training import TrainProgress, learning_rate_factor, softmax_loss, training_playlists
 
 FAST = {"epochs": 12, "embedding_dim": 48, "hidden_dim": 96, "learning_rate": 0.01, "seed": 0}
 
@@ -159,3 +159,20 @@ def test_track_embeddings_for_the_projection(trained) -> None:
     ids, vectors = trained.track_embeddings()
     assert vectors.shape == (len(ids), FAST["embedding_dim"])
     assert len(np.unique(ids)) == len(ids)
+
+
+def test_training_playlists_keep_each_vocabulary_track_once_in_order(demo_corpus: Corpus) -> None:
+    model = NeuralRecommender(min_track_count=60)
+    model.build_vocabulary(demo_corpus)
+    model.build_words(demo_corpus)
+    playlists = training_playlists(model, demo_corpus)
+    expected = []
+    for row in range(demo_corpus.n_playlists):  # the plain loop the vectorised build replaces
+        items = [int(i) for i in model.to_item[demo_corpus.playlist_tracks(row)] if i > 0]
+        items = list(dict.fromkeys(items))
+        if len(items) >= 2:
+            expected.append(items)
+    assert 0 < len(playlists) < demo_corpus.n_playlists  # a high min count drops some playlists
+    assert [playlists.items(r).tolist() for r in range(len(playlists))] == expected
+    odd = playlists.take(np.arange(1, len(playlists), 2))
+    assert [odd.items(r).tolist() for r in range(len(odd))] == expected[1::2]

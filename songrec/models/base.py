@@ -126,8 +126,12 @@ class Recommender(ABC):
     def _score(self, seeds: np.ndarray) -> Scores | None:
         """Scores for known seed track ids (non-empty), or None when the seeds say nothing."""
 
-    def _score_batch(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> list[Scores | None]:
-        del titles
+    def _score_batch(
+        self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None], limit: int | None = None
+    ) -> list[Scores | None]:
+        """Scores for many playlists; `limit` says how many of the best a caller can use at most
+        (a model may return just those, which is cheaper than every score at 2M tracks)."""
+        del titles, limit
         return [self._score(seeds) for seeds in seed_lists]
 
     def recommend(
@@ -154,17 +158,18 @@ class Recommender(ABC):
     ) -> list[Scores]:
         """`recommend` for many playlists at once (neural models score a whole batch together)."""
         cleaned = [self._known(seeds) for seeds in seed_lists]
-        excludes = excludes or [None] * len(cleaned)
+        extras = excludes or [None] * len(cleaned)
+        excluded = [
+            np.unique(np.concatenate([seeds, np.asarray(extra if extra is not None else [], dtype=np.int64)]))
+            for seeds, extra in zip(cleaned, extras, strict=True)
+        ]
         scored = [i for i, seeds in enumerate(cleaned) if len(seeds) or (self.uses_titles and titles[i])]
+        limit = n + max((len(excluded[i]) for i in scored), default=0)  # enough to skip every excluded id
         model_scores: dict[int, Scores | None] = dict(
-            zip(scored, self._score_batch([cleaned[i] for i in scored], [titles[i] for i in scored]), strict=True)
+            zip(scored, self._score_batch([cleaned[i] for i in scored], [titles[i] for i in scored], limit),
+                strict=True)
         )
-        results = []
-        for i, seeds in enumerate(cleaned):
-            extra = np.asarray(excludes[i] if excludes[i] is not None else [], dtype=np.int64)
-            exclude = np.unique(np.concatenate([seeds, extra]))
-            results.append(self._complete(model_scores.get(i), titles[i], n, exclude))
-        return results
+        return [self._complete(model_scores.get(i), titles[i], n, excluded[i]) for i in range(len(cleaned))]
 
     def _known(self, seeds: Sequence[int] | np.ndarray) -> np.ndarray:
         seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)

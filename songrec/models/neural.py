@@ -181,7 +181,7 @@ class NeuralRecommender(Recommender):
         return self._score_batch([seeds], [None])[0]
 
     @torch.no_grad()
-    def _score_batch(self, seed_lists, titles) -> list[Scores | None]:
+    def _score_batch(self, seed_lists, titles, limit: int | None = None) -> list[Scores | None]:
         if self.network is None:
             raise RuntimeError("the neural model is not trained yet: call fit() or load()")
         items = [self.to_item[s] for s in seed_lists]
@@ -195,8 +195,16 @@ class NeuralRecommender(Recommender):
         title_words = torch.from_numpy(pad_rows([words[k] for k in rows])).to(self.device)
         was_training = self.network.training
         self.network.eval()
-        logits = self.network(seeds, title_words)[:, 1:].float().cpu().numpy()
+        logits = self.network(seeds, title_words)[:, 1:]
         self.network.train(was_training)
+        if limit is not None and limit < logits.shape[1]:
+            # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
+            values, positions = torch.topk(logits, limit, dim=1)
+            values, positions = values.float().cpu().numpy(), positions.cpu().numpy()
+            for r, k in enumerate(rows):
+                results[k] = (self.vocab_ids[positions[r]], values[r])
+            return results
+        logits = logits.float().cpu().numpy()
         for r, k in enumerate(rows):
             results[k] = (self.vocab_ids, logits[r])
         return results
