@@ -116,7 +116,6 @@ else:
     options = list(dict.fromkeys(found["id"].astype(int).tolist() + store))
     st.multiselect("Tracks in your playlist", options, key=widget_key,
                    format_func=lambda t: explore.track_label(corpus, t),
-                   on_change=lambda: st.session_state.__setitem__(seeds_key, list(st.session_state[widget_key])),
                    placeholder="Search above, then pick tracks here")
     chosen = st.session_state[seeds_key] = [int(t) for t in st.session_state[widget_key]]
     if query and found.empty:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from songrec.corpus import Corpus
+from songrec.corpus import Corpus, take_rows
 from songrec.models.base import FitCallback
 from songrec.models.neural import pad_rows
 from songrec.protocol import make_cases
@@ -73,18 +73,9 @@ class TrainingPlaylists:
 
     def take(self, rows: np.ndarray) -> TrainingPlaylists:
         """The playlists at `rows` (a rank's share under torchrun)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        item_ptr, items = _take_rows(self.item_ptr, self.items_flat, rows)
-        word_ptr, words = _take_rows(self.word_ptr, self.words_flat, rows)
+        item_ptr, items = take_rows(self.item_ptr, self.items_flat, rows)
+        word_ptr, words = take_rows(self.word_ptr, self.words_flat, rows)
         return TrainingPlaylists(item_ptr, items, word_ptr, words)
-
-
-def _take_rows(indptr: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lengths = indptr[rows + 1] - indptr[rows]
-    out_ptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=out_ptr[1:])
-    positions = np.repeat(indptr[rows] - out_ptr[:-1], lengths) + np.arange(out_ptr[-1])
-    return out_ptr, flat[positions]
 
 
 def training_playlists(model, corpus: Corpus) -> TrainingPlaylists:
@@ -104,7 +95,7 @@ def training_playlists(model, corpus: Corpus) -> TrainingPlaylists:
     rows = np.flatnonzero(counts >= 2)
     all_ptr = np.zeros(corpus.n_playlists + 1, dtype=np.int64)
     np.cumsum(counts, out=all_ptr[1:])
-    item_ptr, items_flat = _take_rows(all_ptr, items[keep], rows)
+    item_ptr, items_flat = take_rows(all_ptr, items[keep], rows)
     names = corpus.playlists["name"].to_numpy()
     words = [model.title_words(names[row]) for row in rows] if model.words else []
     word_ptr = np.zeros(len(rows) + 1, dtype=np.int64)

@@ -199,14 +199,13 @@ class NeuralRecommender(Recommender):
         self.network.train(was_training)
         if limit is not None and limit < logits.shape[1]:
             # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
-            values, positions = torch.topk(logits, limit, dim=1)
-            values, positions = values.float().cpu().numpy(), positions.cpu().numpy()
-            for r, k in enumerate(rows):
-                results[k] = (self.vocab_ids[positions[r]], values[r])
-            return results
-        logits = logits.float().cpu().numpy()
+            logits, positions = torch.topk(logits, limit, dim=1)
+            ids = self.vocab_ids[positions.cpu().numpy()]
+        else:
+            ids = np.broadcast_to(self.vocab_ids, logits.shape)
+        values = logits.float().cpu().numpy()
         for r, k in enumerate(rows):
-            results[k] = (self.vocab_ids, logits[r])
+            results[k] = (ids[r], values[r])
         return results
 
     def track_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
