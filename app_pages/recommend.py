@@ -42,13 +42,14 @@ def table_height(rows: int) -> int:
 def show_recommendations(table) -> None:
     config = {
         "rank": st.column_config.NumberColumn("#", width="small"),
-        "score": st.column_config.Column("score", help="The model's score; – for fill-ins (title model, popularity)."),
+        "score": st.column_config.Column("score", width="small",
+                                         help="The model's score; – for fill-ins (title model, popularity)."),
         "hit": st.column_config.TextColumn("held out", width="small",
                                            help="✓: one of the playlist's held-out tracks — a right guess."),
         "source": st.column_config.TextColumn("from", width="small", help="model: scored by the model; fill-in: "
                                               "title model or popularity, when the model has nothing more to say."),
-        "track": st.column_config.TextColumn("track", width="medium"),
-        "artist": st.column_config.TextColumn("artist", width="medium"),
+        "track": st.column_config.TextColumn("track"),
+        "artist": st.column_config.TextColumn("artist"),
     }
     first = ["rank", "hit", "score"] if "hit" in table else ["rank", "score"]
     shown = table[first + ["track", "artist", "source"]]
@@ -89,7 +90,7 @@ if mode == "From the dataset":
     m[3].metric("R-precision", f"{scores['r_precision']:.3f}" if np.isfinite(scores["r_precision"]) else "–",
                 help="Share of the held-out tracks found among the first |held-out| recommendations "
                      "(only the shown list counts).")
-    left, right = st.columns(2)
+    left, right = st.columns([2, 3])
     with left:
         st.markdown(f"**Seeds** ({len(seeds)}) and held-out tracks ({len(truth)})")
         playlist = explore.tracks_table(corpus, corpus.playlist_tracks(row))[["#", "track", "artist"]]
@@ -124,7 +125,7 @@ else:
         st.info("Give a title, some tracks, or both.")
         st.stop()
     table = explore.recommendation_table(model, corpus, chosen, title.strip() or None, int(top_n))
-    left, right = st.columns(2)
+    left, right = st.columns([2, 3])
     with left:
         st.markdown(f"**Your playlist** ({len(chosen)} track{'s' if len(chosen) != 1 else ''})"
                     + (f" — “{title.strip()}”" if title.strip() else ""))

@@ -40,19 +40,22 @@ with st.form("train_form"):
     hidden_dim = c[1].number_input("Hidden size", 4, 4096, int(saved["hidden_dim"]), step=8)
     batch_size = c[2].number_input("Batch size", 1, 8192, int(saved["batch_size"]))
     dropout = c[3].slider("Dropout", 0.0, 0.9, float(saved["dropout"]), step=0.05)
-    c = st.columns(4)
+    c = st.columns(5)
     min_track_count = c[0].number_input("Min track count", 1, 1000, int(saved["min_track_count"]),
                                         help="Tracks in fewer playlists are not scored by the network.")
-    seed = c[1].number_input("Seed", 0, 2**31 - 1, int(saved["seed"]))
-    device = c[2].selectbox("Device", devices, index=devices.index(default_device) if default_device in devices else 0,
+    members = c[1].number_input("Networks", 1, 8, int(saved["members"]),
+                                help="Networks trained side by side from different random starts; their averaged "
+                                     "scores rank tracks (1 = one network, as in the notebook).")
+    seed = c[2].number_input("Seed", 0, 2**31 - 1, int(saved["seed"]))
+    device = c[3].selectbox("Device", devices, index=devices.index(default_device) if default_device in devices else 0,
                             help="Devices this server's torch can use.")
-    submitted = c[3].form_submit_button("Train neural model", type="primary", disabled=running, width="stretch")
+    submitted = c[4].form_submit_button("Train neural model", type="primary", disabled=running, width="stretch")
 
 if submitted and not running:
     chosen = dict(learning_rate=float(learning_rate), max_files=int(max_files), targets_per_playlist=int(targets),
                   epochs=int(epochs), embedding_dim=int(embedding_dim), hidden_dim=int(hidden_dim),
                   batch_size=int(batch_size), dropout=float(dropout), min_track_count=int(min_track_count),
-                  seed=int(seed), device=str(device))
+                  members=int(members), seed=int(seed), device=str(device))
     config = dataclasses.replace(TrainConfig(), **chosen)
     st.session_state["train_settings"] = dataclasses.asdict(config)
     train_corpus = corpus

@@ -56,7 +56,11 @@ def _load(
 
 
 def _add_model_options(parser: argparse.ArgumentParser, shared: Sequence[str] = ()) -> None:
-    parser.add_argument("--model", default="itemknn", help="popularity, itemknn, ease, als or neural")
+    parser.add_argument(
+        "--model",
+        default="itemknn",
+        help="popularity, itemknn, ease, als or neural (evaluate: several, comma-separated, in one table)",
+    )
     parser.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
     _add_train_options(parser, shared)
 
@@ -195,17 +199,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         train, test = corpus.split(args.test_share, seed=args.seed)
     print(f"train {train.n_playlists:,} playlists, test {test.n_playlists:,} playlists", file=sys.stderr)
     cases = make_cases(test, seed=args.seed, max_cases=args.max_cases)
-    model = _build_model(args, train)
-    if args.checkpoint:
-        model = _align(model, corpus)
-    result = evaluate_model(model, cases, corpus.track_artist, progress=_progress("evaluating", "case")).as_dict()
-    result["model"] = model.name
+    names = [name.strip() for name in args.model.split(",") if name.strip()] if not args.checkpoint else [None]
+    results = []
+    for name in names:
+        started = time.perf_counter()
+        model = _build_model(argparse.Namespace(**{**vars(args), "model": name}), train)
+        fit_seconds = time.perf_counter() - started
+        if args.checkpoint:
+            model = _align(model, corpus)
+        evaluation = evaluate_model(model, cases, corpus.track_artist, progress=_progress("evaluating", "case"))
+        results.append({**evaluation.as_dict(), "model": model.name, "fit_seconds": round(fit_seconds, 1)})
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    elif len(results) == 1:
+        print(f"model: {results[0]['model']}")
+        print(_evaluation_table(results[0]))
     else:
-        print(f"model: {model.name}")
-        print(_evaluation_table(result))
+        print(_comparison_table(results))
     return 0
+
+
+def _comparison_table(results: list[dict]) -> str:
+    """One row per model: the three challenge metrics overall, and the fit time."""
+    lines = [f"{'model':<12}{'cases':>6}{'R-prec':>9}{'NDCG':>8}{'clicks':>8}{'fit s':>8}"]
+    for result in results:
+        s = result["overall"]
+        lines.append(
+            f"{result['model']:<12}{s['cases']:>6}{s['r_precision']:>9.4f}{s['ndcg']:>8.4f}{s['clicks']:>8.2f}"
+            f"{result['fit_seconds']:>8.1f}"
+        )
+    return "\n".join(lines)
 
 
 def _align(model, corpus: Corpus):

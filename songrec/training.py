@@ -148,7 +148,13 @@ def learning_rate_factor(step: int, total: int, warmup: float = 0.05, floor: flo
 
 
 def softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy averaged over each playlist's targets, then over playlists (padding ignored)."""
+    """Cross-entropy averaged over each playlist's targets, then over playlists (padding ignored).
+
+    Stacked logits of an ensemble (members, batch, items) give the sum of the members' losses,
+    so each member learns as it would alone.
+    """
+    if logits.dim() == 3:
+        return sum(softmax_loss(member, targets) for member in logits)
     log_probs = F.log_softmax(logits, dim=1)
     picked = log_probs.gather(1, targets)
     mask = (targets != 0).to(picked.dtype)

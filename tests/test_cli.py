@@ -205,7 +205,7 @@ def test_challenge_truth_is_the_withheld_tracks(challenge: tuple[Path, Path], de
 
 
 def check_evaluation(result: dict, model: str) -> None:
-    assert set(result) == {"overall", "per_category", "model"}
+    assert set(result) == {"overall", "per_category", "model", "fit_seconds"}
     assert result["model"] == model
     assert set(result["overall"]) == SCORE_KEYS
     assert result["per_category"], "some categories"
@@ -249,6 +249,21 @@ def test_evaluate_table(capsys: pytest.CaptureFixture, demo_dir: Path) -> None:
     assert code == 0
     assert out.startswith("model: itemknn\ncategory")
     assert out.rstrip().splitlines()[-1].split()[:2] == ["overall", "40"]
+
+
+def test_evaluate_several_models_in_one_table(capsys: pytest.CaptureFixture, demo_dir: Path) -> None:
+    """Models compared on the same cases: one row each, item-kNN above popularity on R-precision."""
+    code, out, err = run(capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60)
+    assert code == 0, err
+    header, *rows = out.strip().splitlines()
+    assert header.split() == ["model", "cases", "R-prec", "NDCG", "clicks", "fit", "s"]
+    table = {row.split()[0]: [float(v) for v in row.split()[1:]] for row in rows}
+    assert set(table) == {"popularity", "itemknn"}
+    assert table["popularity"][0] == table["itemknn"][0] == 60
+    assert table["itemknn"][1] > table["popularity"][1]
+    code, out, _ = run(capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60,
+                       "--json")
+    assert [r["model"] for r in json.loads(out)] == ["popularity", "itemknn"]
 
 
 def test_evaluate_a_saved_model(

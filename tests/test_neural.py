@@ -11,7 +11,7 @@ from songrec.config import TrainConfig
 from songrec.corpus import Corpus
 from songrec.models import make_model
 from songrec.models.base import Recommender
-from songrec.models.neural import NeuralRecommender, PlaylistModel, pick_device
+from songrec.models.neural import NeuralRecommender, PlaylistEnsemble, PlaylistModel, pick_device
 from songrec.training import TrainProgress, learning_rate_factor, softmax_loss, training_playlists
 
 FAST = {"epochs": 12, "embedding_dim": 48, "hidden_dim": 96, "learning_rate": 0.01, "seed": 0}
@@ -110,9 +110,33 @@ def test_interrupted_training_keeps_a_usable_model(demo_split) -> None:
 
 
 def test_untied_head_trains(demo_split) -> None:
-    model = NeuralRecommender(TrainConfig(**{**FAST, "epochs": 2, "tied": False})).fit(demo_split[0])
+    model = NeuralRecommender(TrainConfig(**{**FAST, "epochs": 2, "tied": False, "members": 1})).fit(demo_split[0])
     assert model.network.head is not None
     assert len(model.recommend(demo_split[1].playlist_tracks(0)[:5], None, 10)[0]) == 10
+
+
+def test_an_ensemble_scores_by_its_members_mean_log_probability(trained, demo_split) -> None:
+    assert isinstance(trained.network, PlaylistEnsemble) and len(trained.network.members) == 2
+    first, second = trained.network.members
+    assert not torch.equal(first.embedding.weight, second.embedding.weight), "members start from different weights"
+    seeds = demo_split[1].playlist_tracks(0)[:5]
+    ids, scores = trained.recommend(seeds, None, 10)
+    items = torch.from_numpy(trained.to_item[seeds][None, :])
+    with torch.no_grad():
+        mean = (torch.log_softmax(first(items), dim=1) + torch.log_softmax(second(items), dim=1)) / 2
+    expected = torch.topk(mean[0, 1:], 10).indices.numpy()
+    np.testing.assert_array_equal(ids, trained.vocab_ids[expected])
+    np.testing.assert_allclose(scores, torch.topk(mean[0, 1:], 10).values.numpy(), rtol=1e-5)
+
+
+def test_a_single_network_saves_and_loads_as_one(demo_split, tmp_path) -> None:
+    model = NeuralRecommender(TrainConfig(**{**FAST, "epochs": 2, "members": 1})).fit(demo_split[0])
+    assert isinstance(model.network, PlaylistModel)
+    model.save(tmp_path / "one.safetensors")
+    loaded = NeuralRecommender.load(tmp_path / "one.safetensors")
+    assert isinstance(loaded.network, PlaylistModel) and loaded.train_config.members == 1
+    seeds = demo_split[1].playlist_tracks(0)[:5]
+    np.testing.assert_array_equal(loaded.recommend(seeds, None, 10)[0], model.recommend(seeds, None, 10)[0])
 
 
 def test_padding_does_not_change_a_playlist_and_one_track_has_zero_std() -> None:
@@ -139,6 +163,14 @@ def test_loss_averages_over_real_targets() -> None:
     targets = torch.tensor([[1, 2], [1, 0]])
     # playlist 1: -(log .25 + log .25)/2 = log 4; playlist 2: -log .25 = log 4 (padding ignored)
     assert softmax_loss(logits, targets).item() == pytest.approx(np.log(4.0))
+
+
+def test_an_ensemble_loss_is_the_sum_of_its_members_losses() -> None:
+    member = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
+    targets = torch.tensor([[1]])
+    stacked = torch.stack([member, member])
+    torch.testing.assert_close(softmax_loss(stacked, targets), 2 * softmax_loss(member, targets))
+    torch.testing.assert_close(softmax_loss(member, targets), torch.log(torch.tensor(4.0)))
 
 
 def test_learning_rate_warms_up_then_decays() -> None:

@@ -91,6 +91,27 @@ class PlaylistModel(nn.Module):
         return logits.scatter(1, seeds, float("-inf"))
 
 
+class PlaylistEnsemble(nn.Module):
+    """PlaylistModels from different random starts, trained on the same minibatches.
+
+    forward gives every member's logits, stacked (members, batch, items): training sums the
+    members' losses, scoring averages their log-probabilities. Averaging two members lifted
+    held-out R-precision more than any single-network setting tried.
+    """
+
+    def __init__(self, members: list[PlaylistModel]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The first member's track embeddings (what the t-SNE page maps)."""
+        return self.members[0].embedding
+
+    def forward(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([member(seeds, words) for member in self.members])
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     """CUDA, then Apple MPS, else CPU; an explicit choice that is not available is an error."""
     if requested == "auto":
@@ -126,7 +147,7 @@ class NeuralRecommender(Recommender):
         super().__init__()
         base = config or TrainConfig()
         self.train_config = TrainConfig(**{**base.__dict__, **overrides})
-        self.network: PlaylistModel | None = None
+        self.network: PlaylistModel | PlaylistEnsemble | None = None
         self.vocab_ids = np.zeros(0, dtype=np.int64)
         self.to_item = np.zeros(0, dtype=np.int64)
         self.words: list[str] = []
@@ -168,9 +189,15 @@ class NeuralRecommender(Recommender):
         self.to_item = np.zeros(n_tracks, dtype=np.int64)
         self.to_item[self.vocab_ids] = np.arange(1, len(self.vocab_ids) + 1)
 
-    def new_network(self) -> PlaylistModel:
+    def new_network(self) -> PlaylistModel | PlaylistEnsemble:
         c = self.train_config
-        return PlaylistModel(len(self.vocab_ids), c.embedding_dim, c.hidden_dim, c.dropout, c.tied, len(self.words))
+        if c.members < 1:
+            raise ValueError(f"members must be 1 or more, not {c.members}")
+
+        def one() -> PlaylistModel:
+            return PlaylistModel(len(self.vocab_ids), c.embedding_dim, c.hidden_dim, c.dropout, c.tied, len(self.words))
+
+        return one() if c.members == 1 else PlaylistEnsemble([one() for _ in range(c.members)])
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
         from songrec.training import train
@@ -195,7 +222,10 @@ class NeuralRecommender(Recommender):
         title_words = torch.from_numpy(pad_rows([words[k] for k in rows])).to(self.device)
         was_training = self.network.training
         self.network.eval()
-        logits = self.network(seeds, title_words)[:, 1:]
+        logits = self.network(seeds, title_words)
+        if logits.dim() == 3:  # an ensemble: the mean of its members' log-probabilities
+            logits = torch.log_softmax(logits, dim=-1).mean(dim=0)
+        logits = logits[:, 1:]
         self.network.train(was_training)
         if limit is not None and limit < logits.shape[1]:
             # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
@@ -231,6 +261,8 @@ class NeuralRecommender(Recommender):
         self._index_vocabulary(self.n_tracks)
         self.words = strings.get("words", [])
         self._word_index = {w: i + 1 for i, w in enumerate(self.words)}
+        # a checkpoint's weights say how many networks it holds (those saved before ensembles: one)
+        self.train_config.members = len({k.split(".")[2] for k in arrays if k.startswith("net.members.")}) or 1
         self.network = self.new_network()
         weights = {
             k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")
