@@ -111,6 +111,13 @@ class PlaylistEnsemble(nn.Module):
     def forward(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
         return torch.stack([member(seeds, words) for member in self.members])
 
+    def mean_log_probability(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        """The members' mean log-probabilities, summed one member at a time (no stacked copy)."""
+        total = torch.log_softmax(self.members[0](seeds, words), dim=1)
+        for member in self.members[1:]:
+            total += torch.log_softmax(member(seeds, words), dim=1)
+        return total / len(self.members)
+
 
 def pick_device(requested: str = "auto") -> torch.device:
     """CUDA, then Apple MPS, else CPU; an explicit choice that is not available is an error."""
@@ -222,10 +229,10 @@ class NeuralRecommender(Recommender):
         title_words = torch.from_numpy(pad_rows([words[k] for k in rows])).to(self.device)
         was_training = self.network.training
         self.network.eval()
-        logits = self.network(seeds, title_words)
-        if logits.dim() == 3:  # an ensemble: the mean of its members' log-probabilities
-            logits = torch.log_softmax(logits, dim=-1).mean(dim=0)
-        logits = logits[:, 1:]
+        if isinstance(self.network, PlaylistEnsemble):
+            logits = self.network.mean_log_probability(seeds, title_words)[:, 1:]
+        else:
+            logits = self.network(seeds, title_words)[:, 1:]
         self.network.train(was_training)
         if limit is not None and limit < logits.shape[1]:
             # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
