@@ -327,10 +327,9 @@ def markdown(results: dict, command: str) -> str:
         f"Machine: {results['machine']}. A full run is `python benchmarks/run.py` (about an hour; `--quick` "
         "takes minutes); the exact command of each section is listed below.",
         "",
-        "The machine is shared (three other people ran tests and trainings at the same time, at normal "
-        "priority, while these jobs ran at niceness 10 as asked), so wall times are pessimistic; CPU "
-        "seconds are given beside them where the difference matters. Each section's date and load "
-        "average (1-minute, at its start and end):",
+        "The machine may be shared (heavy jobs run at niceness 10 so other work goes first), so wall "
+        "times are pessimistic; CPU seconds are given beside them where the difference matters. Each "
+        "section's date and load average (1-minute, at its start and end):",
         "",
     ]
     for name, meta in results.get("sections", {}).items():
