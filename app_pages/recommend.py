@@ -90,7 +90,7 @@ if mode == "From the dataset":
     m[3].metric("R-precision", f"{scores['r_precision']:.3f}" if np.isfinite(scores["r_precision"]) else "–",
                 help="Share of the held-out tracks found among the first |held-out| recommendations "
                      "(only the shown list counts).")
-    left, right = st.columns([2, 3])
+    left, right = st.columns([9, 11])
     with left:
         st.markdown(f"**Seeds** ({len(seeds)}) and held-out tracks ({len(truth)})")
         playlist = explore.tracks_table(corpus, corpus.playlist_tracks(row))[["#", "track", "artist"]]
@@ -125,7 +125,7 @@ else:
         st.info("Give a title, some tracks, or both.")
         st.stop()
     table = explore.recommendation_table(model, corpus, chosen, title.strip() or None, int(top_n))
-    left, right = st.columns([2, 3])
+    left, right = st.columns([9, 11])
     with left:
         st.markdown(f"**Your playlist** ({len(chosen)} track{'s' if len(chosen) != 1 else ''})"
                     + (f" — “{title.strip()}”" if title.strip() else ""))
