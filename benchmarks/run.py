@@ -178,7 +178,9 @@ def bench_latency(args, results: dict) -> None:
     rows = [r for r in results.get("latency", []) if r["model"] not in chosen] if args.models else []
     for label, source in corpora(args):
         large = label != "real sample"
-        variants = [(m, {}) for m in chosen] + [("neural", {"members": 1})] * ("neural" in chosen)
+        variants = [(model, {}) for model in chosen]
+        if "neural" in chosen:
+            variants.append(("neural", {"members": 1}))  # one network beside the default ensemble
         for model, params in variants:
             if model == "als" and large:
                 params = {"iterations": 2}  # answer time does not depend on iterations; 15 would take an hour
@@ -404,7 +406,7 @@ def markdown(results: dict, command: str) -> str:
                 continue
             notes = []
             if r.get("params"):
-                notes.append(", ".join(f"{k}={v}" for k, v in r["params"].items()))
+                notes.append(_settings(r))
             if "max_neighbours" in r:
                 notes.append(f"{r['max_neighbours']} neighbours/track, {r['neighbour_entries']:,} entries")
             lines.append(
@@ -416,7 +418,7 @@ def markdown(results: dict, command: str) -> str:
         big = [r for r in results["latency"] if "p99_ms" in r and r["tracks"] > 1_000_000]
         if big:
             over = [
-                f"{r['model']}{' (members=1)' if r.get('params', {}).get('members') == 1 else ''} {r['p99_ms']:.0f} ms"
+                f"{r['model']}{f' ({_settings(r)})' if r.get('params') else ''} {r['p99_ms']:.0f} ms"
                 for r in big
                 if r["p99_ms"] > 20
             ]
@@ -451,6 +453,11 @@ def markdown(results: dict, command: str) -> str:
                 )
         lines.append("")
     return "\n".join(lines)
+
+
+def _settings(row: dict) -> str:
+    """A latency row's non-default settings, as key=value."""
+    return ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items())
 
 
 def write_results(path: Path, body: str) -> None:

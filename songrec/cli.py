@@ -89,15 +89,17 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(TrainConfig(), **given)
 
 
-def _build_model(args: argparse.Namespace, corpus: Corpus):
+def _build_model(args: argparse.Namespace, corpus: Corpus, name: str | None = None):
+    """The model `name` (default: --model) fitted on the corpus, or the --checkpoint loaded."""
     from songrec.models import load_model, make_model
 
     if args.checkpoint:
         model = load_model(args.checkpoint)
         print(f"loaded {model.name} model from {args.checkpoint}", file=sys.stderr)
         return model
+    name = name or args.model
     started = time.perf_counter()
-    if args.model == "neural":
+    if name == "neural":
         model = make_model("neural", config=_train_config(args))
         bar = tqdm(desc="training", unit="epoch", file=sys.stderr, leave=False)
 
@@ -112,9 +114,9 @@ def _build_model(args: argparse.Namespace, corpus: Corpus):
         bar.close()
         print(f"trained neural model on {model.device} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     else:
-        bar = _progress(f"fitting {args.model}")
-        model = make_model(args.model).fit(corpus, callback=lambda progress: bar(progress.done, progress.total))
-        print(f"fitted {args.model} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+        bar = _progress(f"fitting {name}")
+        model = make_model(name).fit(corpus, callback=lambda progress: bar(progress.done, progress.total))
+        print(f"fitted {name} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return model
 
 
@@ -203,7 +205,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         started = time.perf_counter()
-        model = _build_model(argparse.Namespace(**{**vars(args), "model": name}), train)
+        model = _build_model(args, train, name)
         fit_seconds = time.perf_counter() - started
         if args.checkpoint:
             model = _align(model, corpus)

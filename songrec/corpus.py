@@ -21,7 +21,6 @@ ProgressCallback = Callable[[int, int, str], None]
 """Called as (files done, files in all, file name) while a corpus loads."""
 
 
-
 def take_rows(indptr: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows `rows` of a CSR pair (offsets, flat values), as a new CSR pair, without a Python loop."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -30,6 +29,7 @@ def take_rows(indptr: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> tuple[n
     np.cumsum(lengths, out=out_ptr[1:])
     positions = np.repeat(indptr[rows] - out_ptr[:-1], lengths) + np.arange(out_ptr[-1])
     return out_ptr, flat[positions]
+
 
 @dataclass
 class Corpus:

@@ -90,6 +90,10 @@ class PlaylistModel(nn.Module):
             logits = self.head(hidden) + self.bias
         return logits.scatter(1, seeds, float("-inf"))
 
+    def scores(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        """What recommendations rank by: the logits (seeds and padding at -inf)."""
+        return self(seeds, words)
+
 
 class PlaylistEnsemble(nn.Module):
     """PlaylistModels from different random starts, trained on the same minibatches.
@@ -111,8 +115,9 @@ class PlaylistEnsemble(nn.Module):
     def forward(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
         return torch.stack([member(seeds, words) for member in self.members])
 
-    def mean_log_probability(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
-        """The members' mean log-probabilities, summed one member at a time (no stacked copy)."""
+    def scores(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        """What recommendations rank by: the members' mean log-probabilities, summed one member at
+        a time (no stacked copy of every member's logits)."""
         total = torch.log_softmax(self.members[0](seeds, words), dim=1)
         for member in self.members[1:]:
             total += torch.log_softmax(member(seeds, words), dim=1)
@@ -229,10 +234,7 @@ class NeuralRecommender(Recommender):
         title_words = torch.from_numpy(pad_rows([words[k] for k in rows])).to(self.device)
         was_training = self.network.training
         self.network.eval()
-        if isinstance(self.network, PlaylistEnsemble):
-            logits = self.network.mean_log_probability(seeds, title_words)[:, 1:]
-        else:
-            logits = self.network(seeds, title_words)[:, 1:]
+        logits = self.network.scores(seeds, title_words)[:, 1:]
         self.network.train(was_training)
         if limit is not None and limit < logits.shape[1]:
             # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
