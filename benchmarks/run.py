@@ -141,7 +141,7 @@ def bench_train(args, results: dict) -> None:
     rows = []
     if not SAMPLE.is_dir():
         rows.append({"data": "real sample", "note": f"skipped: {SAMPLE} is absent"})
-    # the default settings (two networks side by side), one network, and a batch of 128 (more playlists per step)
+    # the default settings (three networks side by side), one network, and a batch of 128 (more playlists per step)
     for label, source in corpora(args):
         for overrides in ({}, {"members": 1}, {"batch_size": 128}):
             _train_row(args, rows, label, source, overrides)

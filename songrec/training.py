@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from songrec.corpus import Corpus, take_rows
 from songrec.models.base import FitCallback
-from songrec.models.neural import pad_rows
+from songrec.models.neural import PlaylistModel, pad_rows
 from songrec.protocol import make_cases
 
 VALIDATION_CASES = 400
@@ -138,6 +138,39 @@ def sample_batch(
     return pad_rows(seeds_out), pad_rows(targets_out), pad_rows(words_out)
 
 
+def stack_batches(batches: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Per-member batches as (members, batch, width) arrays, padded with PAD to a common width."""
+    stacked = []
+    for parts in zip(*batches, strict=True):
+        out = np.zeros((len(parts), parts[0].shape[0], max(p.shape[1] for p in parts)), dtype=np.int64)
+        for m, part in enumerate(parts):
+            out[m, :, : part.shape[1]] = part
+        stacked.append(out)
+    return tuple(stacked)
+
+
+def new_optimizer(parameters, config, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW, fused where torch has the fused kernel (CPU, CUDA): on CPU it takes a third of the
+    step time of the default for-loop version, since every step updates every track embedding."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
+
+
+def use_sparse_lookups(network: torch.nn.Module, device: torch.device) -> None:
+    """Let seed lookups send sparse gradients into tied track embeddings.
+
+    The tied head already gives the embedding matrix a dense gradient, so the lookups' share is
+    added to it row by row instead of through a zeroed (items, dim) matrix of its own: about 15%
+    of a CPU step. Only where sparse gradients are supported (CPU, CUDA), and not under DDP, whose
+    buckets expect a parameter's gradient to be all sparse or all dense.
+    """
+    if device.type not in ("cpu", "cuda"):
+        return
+    for module in network.modules():
+        if isinstance(module, PlaylistModel) and module.head is None:
+            module.embedding.sparse = True
+
+
 def learning_rate_factor(step: int, total: int, warmup: float = 0.05, floor: float = 0.1) -> float:
     """Linear warm-up over the first 5% of steps, then cosine decay to 10% of the peak (as in nanoGPT)."""
     warm = max(1, int(total * warmup))
@@ -151,10 +184,11 @@ def softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy averaged over each playlist's targets, then over playlists (padding ignored).
 
     Stacked logits of an ensemble (members, batch, items) give the sum of the members' losses,
-    so each member learns as it would alone.
+    so each member learns as it would alone; 3-D targets hold each member's own targets.
     """
     if logits.dim() == 3:
-        return sum(softmax_loss(member, targets) for member in logits)
+        per_member = targets if targets.dim() == 3 else [targets] * len(logits)
+        return sum(softmax_loss(member, own) for member, own in zip(logits, per_member, strict=True))
     log_probs = F.log_softmax(logits, dim=1)
     picked = log_probs.gather(1, targets)
     mask = (targets != 0).to(picked.dtype)
@@ -240,7 +274,9 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
         network = DistributedDataParallel(
             model.network, device_ids=[model.device.index] if model.device.type == "cuda" else None
         )
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    else:
+        use_sparse_lookups(network, model.device)
+    optimizer = new_optimizer(network.parameters(), config, model.device)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_factor(step, steps * config.epochs)
     )
@@ -250,12 +286,16 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
     try:
         for epoch in range(1, config.epochs + 1):
             model.network.train()
-            permutation = np.resize(rng.permutation(len(playlists)), steps * config.batch_size)
+            # each network of an ensemble draws its own playlist order and seed/target splits
+            permutations = [
+                np.resize(rng.permutation(len(playlists)), steps * config.batch_size) for _ in range(config.members)
+            ]
             losses = []
             stop = False
             for step in range(steps):
-                rows = permutation[step * config.batch_size : (step + 1) * config.batch_size]
-                seeds, targets, words = sample_batch(playlists, rows, rng, config)
+                window = slice(step * config.batch_size, (step + 1) * config.batch_size)
+                batches = [sample_batch(playlists, order[window], rng, config) for order in permutations]
+                seeds, targets, words = batches[0] if config.members == 1 else stack_batches(batches)
                 logits = network(torch.from_numpy(seeds).to(model.device), torch.from_numpy(words).to(model.device))
                 loss = softmax_loss(logits, torch.from_numpy(targets).to(model.device))
                 optimizer.zero_grad(set_to_none=True)

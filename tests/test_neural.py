@@ -12,9 +12,24 @@ from songrec.corpus import Corpus
 from songrec.models import make_model
 from songrec.models.base import Recommender
 from songrec.models.neural import NeuralRecommender, PlaylistEnsemble, PlaylistModel, pick_device
-from songrec.training import TrainProgress, learning_rate_factor, softmax_loss, training_playlists
+from songrec.training import (
+    TrainProgress,
+    learning_rate_factor,
+    softmax_loss,
+    stack_batches,
+    training_playlists,
+    use_sparse_lookups,
+)
 
-FAST = {"epochs": 12, "embedding_dim": 48, "hidden_dim": 96, "learning_rate": 0.01, "seed": 0}
+FAST = {
+    "epochs": 12,
+    "embedding_dim": 48,
+    "hidden_dim": 96,
+    "learning_rate": 0.01,
+    "batch_size": 32,
+    "members": 2,
+    "seed": 0,
+}
 
 
 class TestNeural(RecommenderBaseTestMixin):
@@ -153,9 +168,10 @@ def test_padding_does_not_change_a_playlist_and_one_track_has_zero_std() -> None
 
 def test_seeds_and_padding_are_never_scored() -> None:
     network = PlaylistModel(n_items=10, dim=4, hidden=8).eval()
-    logits = network(torch.tensor([[2, 4, 0]]))
+    logits = network(torch.tensor([[2, 4, 0], [1, 2, 3]]))
     assert torch.isinf(logits[0, [0, 2, 4]]).all()
     assert torch.isfinite(logits[0, [1, 3, 5]]).all()
+    assert torch.isinf(logits[1, [0, 1, 2, 3]]).all(), "padding is never scored, even in a row without padding"
 
 
 def test_loss_averages_over_real_targets() -> None:
@@ -171,6 +187,36 @@ def test_an_ensemble_loss_is_the_sum_of_its_members_losses() -> None:
     stacked = torch.stack([member, member])
     torch.testing.assert_close(softmax_loss(stacked, targets), 2 * softmax_loss(member, targets))
     torch.testing.assert_close(softmax_loss(member, targets), torch.log(torch.tensor(4.0)))
+
+
+def test_each_ensemble_member_trains_on_its_own_batch() -> None:
+    torch.manual_seed(0)
+    members = [PlaylistModel(n_items=12, dim=4, hidden=8).eval() for _ in range(2)]
+    ensemble = PlaylistEnsemble(members)
+    first, second = np.array([[1, 2, 3]]), np.array([[7]])
+    seeds, targets = stack_batches([(first, np.array([[4]])), (second, np.array([[8, 9]]))])
+    assert seeds.shape == (2, 1, 3) and targets.tolist() == [[[4, 0]], [[8, 9]]]
+    logits = ensemble(torch.from_numpy(seeds))
+    torch.testing.assert_close(logits[0], members[0](torch.from_numpy(first)))
+    torch.testing.assert_close(logits[1], members[1](torch.tensor([[7, 0, 0]])), msg="padded to a common width")
+    own = softmax_loss(members[0](torch.from_numpy(first)), torch.tensor([[4]])) + softmax_loss(
+        members[1](torch.from_numpy(second)), torch.tensor([[8, 9]])
+    )
+    torch.testing.assert_close(softmax_loss(logits, torch.from_numpy(targets)), own)
+
+
+def test_sparse_seed_lookups_give_the_same_dense_gradient() -> None:
+    gradients = []
+    for sparse in (False, True):
+        torch.manual_seed(0)
+        network = PlaylistModel(n_items=30, dim=6, hidden=8)
+        if sparse:
+            use_sparse_lookups(network, torch.device("cpu"))
+        assert network.embedding.sparse is sparse
+        softmax_loss(network(torch.tensor([[3, 4, 0], [5, 6, 7]])), torch.tensor([[9, 10], [11, 0]])).backward()
+        assert network.embedding.weight.grad.layout == torch.strided
+        gradients.append(network.embedding.weight.grad)
+    torch.testing.assert_close(gradients[0], gradients[1])
 
 
 def test_learning_rate_warms_up_then_decays() -> None:
