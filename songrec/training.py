@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from songrec.config import TrainConfig
 from songrec.corpus import Corpus, take_rows
 from songrec.models.base import FitCallback
 from songrec.models.neural import PlaylistModel, pad_rows
@@ -106,9 +107,12 @@ def training_playlists(model, corpus: Corpus) -> TrainingPlaylists:
 
 
 def sample_batch(
-    playlists: TrainingPlaylists, rows: np.ndarray, rng: np.random.Generator, config
+    playlists: TrainingPlaylists, rows: np.ndarray, rng: np.random.Generator, config: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random seed/target splits: half keep playlist order (first k), half pick seeds anywhere.
+
+    rows of shape (batch,) give (batch, width) arrays; rows of shape (members, batch), one batch
+    per network of an ensemble, give (members, batch, width) arrays padded to a common width.
 
     The seed count is log-uniform in [1, min(len-1, max_seeds)], as the challenge asks from 1 to
     100 seeds; up to targets_per_playlist of the remaining tracks are the targets. A share of
@@ -116,7 +120,7 @@ def sample_batch(
     seeds instead (title-only playlists).
     """
     seeds_out, targets_out, words_out = [], [], []
-    for row in rows:
+    for row in np.ravel(rows):
         tracks, words = playlists.items(row), playlists.words(row)
         upper = min(len(tracks) - 1, config.max_seeds)
         k = int(np.exp(rng.uniform(0.0, np.log(upper + 1)))) if upper > 1 else 1
@@ -135,21 +139,11 @@ def sample_batch(
         seeds_out.append(seeds)
         targets_out.append(rest)
         words_out.append(words)
-    return pad_rows(seeds_out), pad_rows(targets_out), pad_rows(words_out)
+    shape = np.shape(rows)
+    return tuple(pad_rows(out).reshape(*shape, -1) for out in (seeds_out, targets_out, words_out))
 
 
-def stack_batches(batches: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    """Per-member batches as (members, batch, width) arrays, padded with PAD to a common width."""
-    stacked = []
-    for parts in zip(*batches, strict=True):
-        out = np.zeros((len(parts), parts[0].shape[0], max(p.shape[1] for p in parts)), dtype=np.int64)
-        for m, part in enumerate(parts):
-            out[m, :, : part.shape[1]] = part
-        stacked.append(out)
-    return tuple(stacked)
-
-
-def new_optimizer(parameters, config, device: torch.device) -> torch.optim.Optimizer:
+def new_optimizer(parameters, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW, fused where torch has the fused kernel (CPU, CUDA): on CPU it takes a third of the
     step time of the default for-loop version, since every step updates every track embedding."""
     fused = device.type in ("cpu", "cuda")
@@ -286,16 +280,17 @@ def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
     try:
         for epoch in range(1, config.epochs + 1):
             model.network.train()
-            # each network of an ensemble draws its own playlist order and seed/target splits
-            permutations = [
-                np.resize(rng.permutation(len(playlists)), steps * config.batch_size) for _ in range(config.members)
-            ]
+            # each network of an ensemble draws its own playlist order (a row here) and seed/target splits
+            orders = np.stack(
+                [np.resize(rng.permutation(len(playlists)), steps * config.batch_size) for _ in range(config.members)]
+            )
+            if config.members == 1:
+                orders = orders[0]
             losses = []
             stop = False
             for step in range(steps):
-                window = slice(step * config.batch_size, (step + 1) * config.batch_size)
-                batches = [sample_batch(playlists, order[window], rng, config) for order in permutations]
-                seeds, targets, words = batches[0] if config.members == 1 else stack_batches(batches)
+                rows = orders[..., step * config.batch_size : (step + 1) * config.batch_size]
+                seeds, targets, words = sample_batch(playlists, rows, rng, config)
                 logits = network(torch.from_numpy(seeds).to(model.device), torch.from_numpy(words).to(model.device))
                 loss = softmax_loss(logits, torch.from_numpy(targets).to(model.device))
                 optimizer.zero_grad(set_to_none=True)

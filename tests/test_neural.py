@@ -15,8 +15,8 @@ from songrec.models.neural import NeuralRecommender, PlaylistEnsemble, PlaylistM
 from songrec.training import (
     TrainProgress,
     learning_rate_factor,
+    sample_batch,
     softmax_loss,
-    stack_batches,
     training_playlists,
     use_sparse_lookups,
 )
@@ -194,8 +194,7 @@ def test_each_ensemble_member_trains_on_its_own_batch() -> None:
     members = [PlaylistModel(n_items=12, dim=4, hidden=8).eval() for _ in range(2)]
     ensemble = PlaylistEnsemble(members)
     first, second = np.array([[1, 2, 3]]), np.array([[7]])
-    seeds, targets = stack_batches([(first, np.array([[4]])), (second, np.array([[8, 9]]))])
-    assert seeds.shape == (2, 1, 3) and targets.tolist() == [[[4, 0]], [[8, 9]]]
+    seeds, targets = np.array([[[1, 2, 3]], [[7, 0, 0]]]), np.array([[[4, 0]], [[8, 9]]])
     logits = ensemble(torch.from_numpy(seeds))
     torch.testing.assert_close(logits[0], members[0](torch.from_numpy(first)))
     torch.testing.assert_close(logits[1], members[1](torch.tensor([[7, 0, 0]])), msg="padded to a common width")
@@ -203,6 +202,22 @@ def test_each_ensemble_member_trains_on_its_own_batch() -> None:
         members[1](torch.from_numpy(second)), torch.tensor([[8, 9]])
     )
     torch.testing.assert_close(softmax_loss(logits, torch.from_numpy(targets)), own)
+
+
+def test_per_member_rows_give_per_member_batches_padded_to_one_width(demo_corpus: Corpus) -> None:
+    model = NeuralRecommender(**FAST)
+    model.build_vocabulary(demo_corpus)
+    model.build_words(demo_corpus)
+    playlists = training_playlists(model, demo_corpus)
+    rows = np.array([[0, 1, 2], [3, 4, 5]])
+    seeds, targets, words = sample_batch(playlists, rows, np.random.default_rng(7), model.train_config)
+    assert seeds.shape[:2] == targets.shape[:2] == words.shape[:2] == (2, 3)
+    rng = np.random.default_rng(7)  # the same draws, one member at a time
+    for member, member_rows in enumerate(rows):
+        alone = sample_batch(playlists, member_rows, rng, model.train_config)
+        for stacked, own in zip((seeds, targets, words), alone, strict=True):
+            np.testing.assert_array_equal(stacked[member, :, : own.shape[1]], own)
+            assert not stacked[member, :, own.shape[1] :].any(), "padding to the common width is PAD"
 
 
 def test_sparse_seed_lookups_give_the_same_dense_gradient() -> None:

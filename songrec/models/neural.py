@@ -116,12 +116,12 @@ class PlaylistEnsemble(nn.Module):
 
     def forward(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
         """Stacked member logits; 3-D seeds (and words) give each member its own batch (training)."""
-        if seeds.dim() == 2:
-            return torch.stack([member(seeds, words) for member in self.members])
-        per_member_words = words if words is not None else [None] * len(self.members)
-        return torch.stack(
-            [member(s, w) for member, s, w in zip(self.members, seeds, per_member_words, strict=True)]
-        )
+        n = len(self.members)
+        if seeds.dim() == 2:  # one batch for every member
+            seeds = seeds.expand(n, *seeds.shape)
+            words = None if words is None else words.expand(n, *words.shape)
+        per_member_words = [None] * n if words is None else words
+        return torch.stack([member(s, w) for member, s, w in zip(self.members, seeds, per_member_words, strict=True)])
 
     def scores(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
         """What recommendations rank by: the members' mean log-probabilities, summed one member at
