@@ -1,13 +1,15 @@
 """Evaluation: hold out playlists, fit each model on the rest, score them with the RecSys 2018 metrics."""
 
 import contextlib
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
 from songrec import charts, explore
-from songrec.config import TrainConfig
-from songrec.models import MODEL_NAMES
+from songrec.config import EvaluationSettings, TrainSettings
+from songrec.models import model_names
+from songrec.settings import SettingError, specs
 from songrec.ui import datasets, session, training, widgets
 from songrec.ui.jobs import ordinal
 
@@ -19,39 +21,38 @@ widgets.page_header(
 )
 
 corpus, ref = datasets.corpus(), datasets.dataset()
-neural = {**TrainConfig().__dict__, **training.saved_settings()}
 user = session.current()
-results = user.results
-last = user.settings.get("evaluation", {})
+stored = user.results
+APP_DEFAULTS = {"test_share": 0.2, "max_cases": 500, "epochs": 10, "models": ["neural", "popularity", "itemknn"]}
+"""Smaller than the CLI's (all held-out playlists, 30 epochs), so a first evaluation in the app takes seconds."""
+last = {**APP_DEFAULTS, **user.settings.get("evaluation", {})}
+epochs_spec = next(s for s in specs(TrainSettings) if s.name == "epochs")
 
 with st.form("evaluation_form"):
+    chosen_settings = widgets.settings_form(specs(EvaluationSettings), last, columns=4, key="evaluation")
     c = st.columns(4)
-    test_share = c[0].slider("Held-out share", 0.05, 0.5, last.get("test_share", 0.2), step=0.05)
-    max_cases = c[1].number_input(
-        "Held-out playlists to score (at most)", 10, 100_000, last.get("max_cases", 500), step=50
-    )
-    seed = c[2].number_input("Split seed", 0, 2**31 - 1, last.get("seed", 0))
-    epochs = c[3].number_input(
-        "Neural epochs",
-        1,
-        500,
-        last.get("epochs", min(int(neural["epochs"]), 10)),
-        help="The other neural settings are the Train page's last ones.",
-    )
-    chosen = st.multiselect("Models", MODEL_NAMES, default=last.get("models", ["neural", "popularity", "itemknn"]))
+    with c[0]:
+        neural_epochs = replace(
+            epochs_spec,
+            label="Neural epochs",
+            help=f"{epochs_spec.help} (the other neural settings are the Train page's last ones)",
+        )
+        epochs = widgets.setting_widget(neural_epochs, last["epochs"], "evaluation.epochs")
+    chosen = c[1].multiselect("Models", model_names(), default=[m for m in last["models"] if m in model_names()])
     run = st.form_submit_button("Run evaluation", type="primary")
 
 if run and chosen:
-    user.settings["evaluation"] = {
-        "test_share": float(test_share),
-        "max_cases": int(max_cases),
-        "seed": int(seed),
-        "epochs": int(epochs),
-        "models": list(chosen),
-    }
-    config = TrainConfig(**{**neural, "epochs": int(epochs)})
+    try:
+        settings = EvaluationSettings.build(chosen_settings)
+    except SettingError as exc:
+        st.error(f"Not run: {exc}")
+        st.stop()
+    user.settings["evaluation"] = {**settings.as_dict(), "epochs": int(epochs), "models": list(chosen)}
+    neural = {**training.model_settings(), "epochs": int(epochs)}
     with st.status("Evaluating…", expanded=True) as status:
-        train, test, cases = explore.holdout_cases(corpus, float(test_share), int(seed), int(max_cases))
+        train, test, cases = explore.holdout_cases(
+            corpus, settings.test_share, settings.seed, settings.max_cases or None
+        )
         st.write(f"Fitting on {train.n_playlists:,} playlists; scoring {len(cases):,} held-out playlists.")
         bar = st.progress(0.0, text="Fitting…")
         # Training the neural model takes one of the server's training slots, like the Train page's jobs.
@@ -64,7 +65,7 @@ if run and chosen:
             fitted = explore.fit_models(
                 chosen,
                 train,
-                config,
+                {"neural": neural},
                 progress=lambda kind, event: bar.progress(event.fraction, text=f"Fitting {kind}: {event.label}"),
             )
         for kind, error in fitted.errors.items():
@@ -82,13 +83,13 @@ if run and chosen:
         bar.empty()
         overall, per_category = explore.evaluation_tables(results)
         overall["fit seconds"] = overall["model"].map(fitted.seconds)
-        results["evaluation"] = {
+        stored["evaluation"] = {
             "dataset": ref.key,
             "overall": overall,
             "per_category": per_category,
             "cases": len(cases),
             "train": train.n_playlists,
-            "share": float(test_share),
+            "share": settings.test_share,
         }
         status.update(
             label=f"Evaluated {len(fitted.models)} models on {len(cases):,} held-out playlists",
@@ -98,7 +99,7 @@ if run and chosen:
 elif run:
     st.warning("Choose at least one model.")
 
-result = results.get("evaluation")
+result = stored.get("evaluation")
 if not result:
     st.info(
         "Choose models and press **Run evaluation**. The neural model is trained anew on the non-held-out "

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from songrec import charts
-from songrec.models import MODEL_NAMES
+from songrec.models import model_names
 from songrec.settings import SettingError
 from songrec.ui import datasets, models, training, widgets
 
@@ -19,7 +19,7 @@ files = list(dict.fromkeys(corpus.playlists["file"].tolist()))
 job = training.train_job()
 running = job is not None and job.running
 
-from songrec.models.neural import available_devices  # noqa: E402  (imports torch: after the header)
+from songrec.models.network import available_devices  # noqa: E402  (imports torch: after the header)
 
 st.subheader("Neural model")
 saved = training.saved_settings()
@@ -97,13 +97,21 @@ st.caption(
     "The floors the neural model must clear. Popularity recommends the same hits to everyone; item-kNN "
     "recommends tracks that share playlists with the seeds."
 )
-kinds = [k for k in MODEL_NAMES if k != "neural"]
+kinds = [k for k in model_names() if k != "neural"]
 for column, kind in zip(st.columns(max(len(kinds), 1)), kinds, strict=False):
     with column:
         entry = models.fitted_here(kind)
-        if st.button(f"{'Refit' if entry else 'Fit'} {kind}", key=f"fit_{kind}", width="stretch"):
+        clicked = st.button(f"{'Refit' if entry else 'Fit'} {kind}", key=f"fit_{kind}", width="stretch")
+        specs = models.setting_specs(kind)
+        params = {}
+        if specs:
+            with st.expander("Settings"):
+                params = widgets.settings_form(specs, models.saved_params(kind), columns=1, key=f"baseline.{kind}")
+        if clicked:
             try:
-                entry = models.fit_baseline(kind)
+                entry = models.fit_baseline(kind, **params)
+            except SettingError as exc:
+                st.error(f"Not fitted: {exc}")
             except Exception as exc:  # a model still being written must not take the page down
                 st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
         if entry:

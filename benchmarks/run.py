@@ -171,9 +171,9 @@ def _train_row(args, rows: list, label: str, source: str, overrides: dict) -> No
 
 
 def bench_latency(args, results: dict) -> None:
-    from songrec.models import MODEL_NAMES
+    from songrec.models import model_names
 
-    chosen = args.models.split(",") if args.models else list(MODEL_NAMES)
+    chosen = args.models.split(",") if args.models else list(model_names())
     # with --models, the other models' rows of a resumed run stay
     rows = [r for r in results.get("latency", []) if r["model"] not in chosen] if args.models else []
     for label, source in corpora(args):
@@ -211,7 +211,7 @@ def bench_latency(args, results: dict) -> None:
             )
             print_rows("latency", rows[-1:])
     labels = [label for label, _ in corpora(args)]
-    order = {m: i for i, m in enumerate(MODEL_NAMES)}
+    order = {m: i for i, m in enumerate(model_names())}
     rows.sort(key=lambda r: (labels.index(r["data"]) if r["data"] in labels else 99, order.get(r["model"], 99)))
     results["latency"] = rows
 

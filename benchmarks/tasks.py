@@ -117,7 +117,7 @@ def train(source: str, cache_dir: str | None = None, steps: int = 30, warmup: in
     timed = [i for i in range(warmup, len(stamps)) if not ends[i]]
     seconds = sum(stamps[i] - stamps[i - 1] for i in timed)
     cpu_seconds = sum(cpu[i] - cpu[i - 1] for i in timed)
-    batch = model.train_config.batch_size
+    batch = model.train_settings.batch_size
     return {
         "playlists_per_s": len(timed) * batch / seconds,
         "seconds_per_step": seconds / len(timed),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -13,9 +12,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from songrec.config import TrainConfig
+from songrec.config import DataSettings, EvaluationSettings
 from songrec.corpus import Corpus, load_corpus
 from songrec.mpd import LoadReport, MPDFormatError, find_slice_files
+from songrec.settings import SettingError, Settings, add_options, coerce, given_options, parse_param, specs
 
 
 def _progress(desc: str, unit: str = "it"):
@@ -55,68 +55,122 @@ def _load(
     return corpus, report
 
 
-def _add_model_options(parser: argparse.ArgumentParser, shared: Sequence[str] = ()) -> None:
+def _chosen_models(argv: Sequence[str]) -> list[str]:
+    """The model names given with --model (before the full parse, which adds their settings as options)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--model", default=None)
+    probe.add_argument("command", nargs="?")
+    known, _ = probe.parse_known_args(argv)
+    default = "neural" if known.command == "train" else DEFAULT_MODEL
+    return [name.strip() for name in (known.model or default).split(",") if name.strip()]
+
+
+DEFAULT_MODEL = "itemknn"
+
+
+def _settings_classes(names: Sequence[str]) -> list[type[Settings]]:
+    """Each settings class of the named models, once (unknown names are reported when models are made)."""
+    from songrec.models import model_class, model_names
+
+    classes: list[type[Settings]] = []
+    for name in names:
+        if name in model_names():
+            classes += [c for c in model_class(name).settings_classes if c not in classes]
+    return classes
+
+
+def _add_model_options(
+    parser: argparse.ArgumentParser, models: Sequence[str], skip: Sequence[str] = (), several: bool = False
+) -> None:
+    """--model, --param and one option per setting of the chosen models (`skip`: the command's own)."""
+    from songrec.models import model_summaries
+
+    listing = "; ".join(f"{name}: {summary}" for name, summary in model_summaries().items())
     parser.add_argument(
         "--model",
-        default="itemknn",
-        help="popularity, itemknn, ease, als or neural (evaluate: several, comma-separated, in one table)",
+        default=None,
+        help=("several, comma-separated, are compared in one table. " if several else "") + listing,
     )
-    parser.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
-    _add_train_options(parser, shared)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any model setting (repeatable); MODEL.KEY=VALUE sets it for one of several models",
+    )
+    classes = _settings_classes(models)
+    if classes:
+        title = f"{', '.join(models)} settings (defaults are the best measured; `--model NAME --help` lists another's)"
+        add_options(parser, classes, title, skip=skip)
 
 
-def _add_train_options(parser: argparse.ArgumentParser, shared: Sequence[str] = ()) -> None:
-    """One option per TrainConfig field; `shared` fields already have an option of the command
-    (evaluate's --seed also seeds training) and are not added twice (argparse refuses that)."""
-    group = parser.add_argument_group("neural model settings (defaults are the best measured)")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in shared:
+def model_params(args: argparse.Namespace, name: str, shared: dict | None = None) -> dict:
+    """The settings given for model `name`: generated options, then --param (which wins), checked."""
+    from songrec.models import model_class
+
+    classes = model_class(name).settings_classes
+    owned = {spec.name for cls in classes for spec in specs(cls)}
+    params = {k: v for k, v in (shared or {}).items() if k in owned}
+    params.update(given_options(args, classes, name))
+    several = len(_chosen_models_of(args)) > 1
+    texts: dict[str, str] = {}
+    for text in args.param:
+        key, value = parse_param(text)
+        target, dot, key = key.rpartition(".")
+        if dot and target != name:
             continue
-        option = "--" + field.name.replace("_", "-")
-        kind = type(field.default)
-        if kind is bool:
-            group.add_argument(option, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
-        else:
-            group.add_argument(option, type=kind, default=None, help=f"default {field.default}")
+        if several and not dot and key not in owned:
+            continue  # an unprefixed setting reaches the models that have it
+        texts[key] = value
+    params.update(coerce(classes, texts, name))
+    return params
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if getattr(args, f.name, None) is not None
-    }
-    return dataclasses.replace(TrainConfig(), **given)
+def _chosen_models_of(args: argparse.Namespace) -> list[str]:
+    default = "neural" if args.command == "train" else DEFAULT_MODEL
+    return [name.strip() for name in (args.model or default).split(",") if name.strip()]
 
 
-def _build_model(args: argparse.Namespace, corpus: Corpus, name: str | None = None):
-    """The model `name` (default: --model) fitted on the corpus, or the --checkpoint loaded."""
+def _check_params(args: argparse.Namespace) -> None:
+    """Every --param must reach at least one chosen model (a typo is an error, not a silent default)."""
+    from songrec.models import model_class
+
+    names = _chosen_models_of(args)
+    for text in args.param:
+        key, _ = parse_param(text)
+        target, dot, key = key.rpartition(".")
+        owners = [n for n in names if (not dot or n == target)]
+        if not any(key in {s.name for c in model_class(n).settings_classes for s in specs(c)} for n in owners):
+            known = ", ".join(names)
+            raise SettingError(f"--param {text}: no setting {key!r} in {target if dot else known}")
+
+
+def _build_model(args: argparse.Namespace, corpus: Corpus | None, name: str, shared: dict | None = None):
+    """The model `name` fitted on the corpus with its settings from the command line, or --checkpoint loaded."""
     from songrec.models import load_model, make_model
 
     if args.checkpoint:
         model = load_model(args.checkpoint)
         print(f"loaded {model.name} model from {args.checkpoint}", file=sys.stderr)
         return model
-    name = name or args.model
+    model = make_model(name, **model_params(args, name, shared))
     started = time.perf_counter()
-    if name == "neural":
-        model = make_model("neural", config=_train_config(args))
-        bar = tqdm(desc="training", unit="epoch", file=sys.stderr, leave=False)
+    bar = tqdm(desc=f"fitting {name}", total=1.0, file=sys.stderr, leave=False, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
 
-        def on_progress(event) -> None:
-            if event.epoch_end:
-                bar.total = event.epochs
-                bar.n = event.epoch
-                bar.set_postfix(loss=f"{event.loss:.3f}", val=f"{event.val_metric:.4f}")
-                bar.refresh()
+    def on_progress(progress) -> None:
+        bar.n = round(progress.fraction, 4)
+        bar.set_postfix_str(progress.label, refresh=False)
+        bar.refresh()
 
+    try:
         model.fit(corpus, callback=on_progress)
+    finally:
         bar.close()
-        print(f"trained neural model on {model.device} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    else:
-        bar = _progress(f"fitting {name}")
-        model = make_model(name).fit(corpus, callback=lambda progress: bar(progress.done, progress.total))
-        print(f"fitted {name} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    where = f" on {model.device}" if getattr(model, "device", None) is not None else ""
+    print(f"fitted {name}{where} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    if getattr(model, "diverged", ""):
+        print(f"warning: {model.diverged}", file=sys.stderr)
     return model
 
 
@@ -186,6 +240,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from songrec.metrics import evaluate_model
     from songrec.protocol import make_cases
 
+    holdout = EvaluationSettings.build(
+        {k: v for k, v in given_options(args, [EvaluationSettings], "evaluate").items()}
+    )
+    names = _chosen_models_of(args) if not args.checkpoint else [None]
+    _check_params(args)
     if args.test:
         # each file read once: a test file inside a --train folder is held out, not loaded twice
         # (twice gave a duplicate-pid warning per playlist, or no test playlists when the two
@@ -198,14 +257,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         test = corpus.subset(corpus.rows_from_files(str(f) for f in test_files))
     else:
         corpus, _ = _load(args.train, args.cache_dir)
-        train, test = corpus.split(args.test_share, seed=args.seed)
+        train, test = corpus.split(holdout.test_share, seed=holdout.seed)
     print(f"train {train.n_playlists:,} playlists, test {test.n_playlists:,} playlists", file=sys.stderr)
-    cases = make_cases(test, seed=args.seed, max_cases=args.max_cases)
-    names = [name.strip() for name in args.model.split(",") if name.strip()] if not args.checkpoint else [None]
+    if train.n_playlists == 0 or test.n_playlists == 0:
+        raise SystemExit("songrec evaluate: the split leaves no training or no test playlist")
+    cases = make_cases(test, seed=holdout.seed, max_cases=holdout.max_cases or None)
     results = []
     for name in names:
         started = time.perf_counter()
-        model = _build_model(args, train, name)
+        model = _build_model(args, train, name, shared={"seed": holdout.seed})
         fit_seconds = time.perf_counter() - started
         if args.checkpoint:
             model = _align(model, corpus)
@@ -243,12 +303,11 @@ def _align(model, corpus: Corpus):
 def cmd_submit(args: argparse.Namespace) -> int:
     from songrec.challenge import read_challenge, submission_rows, write_submission
 
+    _check_params(args)
+    (name,) = _chosen_models_of(args)[:1] or [DEFAULT_MODEL]
     challenge = read_challenge(args.challenge)
-    if args.checkpoint:
-        model = _build_model(args, None)
-    else:
-        corpus, _ = _load(args.train, args.cache_dir)
-        model = _build_model(args, corpus)
+    corpus = None if args.checkpoint else _load(args.train, args.cache_dir)[0]
+    model = _build_model(args, corpus, name)
     rows = submission_rows(model, challenge, progress=_progress("recommending", "playlist"))
     write_submission(args.out, rows, args.team, args.contact)
     print(f"wrote {len(rows)} playlists x 500 tracks to {args.out}")
@@ -256,18 +315,26 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config = _train_config(args)
-    corpus, _ = _load(args.data, args.cache_dir, max_files=config.max_files or None)
-    args.model, args.checkpoint = "neural", None
-    model = _build_model(args, corpus)
+    _check_params(args)
+    data = DataSettings.build(given_options(args, [DataSettings], "data"))
+    (name,) = _chosen_models_of(args)[:1]
+    model_params(args, name)  # the settings are checked before any file is read
+    corpus, _ = _load(args.data, args.cache_dir, max_files=data.max_files or None)
+    args.checkpoint = None
+    model = _build_model(args, corpus, name)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     model.save(args.out)
-    print(f"saved {args.out} (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})")
+    best = ""
+    if getattr(model, "best_epoch", 0):
+        best = f" (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})"
+    print(f"saved {args.out}{best}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; `argv` decides which models' settings become options (those named by --model)."""
+    models = _chosen_models(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="songrec", description="Playlist continuation on MPD-format data.")
     parser.add_argument(
         "--cache-dir",
@@ -304,11 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="train on --train and score on challenge cases from --test")
     evaluate.add_argument("--train", nargs="+", required=True)
     evaluate.add_argument("--test", nargs="+", help="held-out slices (files under --train are left out of training)")
-    evaluate.add_argument("--test-share", type=float, default=0.1, help="without --test: share of playlists held out")
-    evaluate.add_argument("--max-cases", type=int, default=None)
-    evaluate.add_argument("--seed", type=int, default=0, help="seeds the split, the cases and training")
     evaluate.add_argument("--json", action="store_true")
-    _add_model_options(evaluate, shared=("seed",))
+    add_options(evaluate, [EvaluationSettings], "evaluation")
+    evaluate.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
+    _add_model_options(evaluate, models, skip=EvaluationSettings.names(), several=True)
     evaluate.set_defaults(run=cmd_evaluate)
 
     submit = commands.add_parser("submit", help="write an official submission for a challenge set")
@@ -317,19 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--out", required=True)
     submit.add_argument("--team", default="songrec")
     submit.add_argument("--contact", default="songrec@example.org")
-    _add_model_options(submit)
+    submit.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
+    _add_model_options(submit, models)
     submit.set_defaults(run=cmd_submit)
 
-    train = commands.add_parser("train", help="train the neural model and save a checkpoint")
+    train = commands.add_parser("train", help="fit a model (default: the neural model) and save a checkpoint")
     train.add_argument("--data", nargs="+", required=True)
     train.add_argument("--out", required=True)
-    _add_train_options(train)
+    add_options(train, [DataSettings], "data")
+    _add_model_options(train, models)
     train.set_defaults(run=cmd_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     if args.command == "submit" and not args.train and not args.checkpoint:
         raise SystemExit("songrec submit: give --train PATH (to train a model) or --checkpoint FILE")
     try:

@@ -238,6 +238,7 @@ def add_options(
         for spec in specs(cls):
             if spec.name in skipped:
                 continue
+            skipped.add(spec.name)  # a setting several models share is one option, given to each of them
             metavar = "BOOL" if spec.kind is bool else "{" + ",".join(spec.choices) + "}" if spec.choices else None
             group.add_argument(
                 spec.option,

@@ -235,7 +235,7 @@ def test_stop_button_keeps_the_best_epoch(app: AppTest) -> None:
 def test_evaluation_compares_models(app: AppTest) -> None:
     goto(app, "evaluation")
     app.multiselect[0].set_value(["popularity", "itemknn"])
-    number(app, "Held-out playlists to score (at most)").set_value(60)
+    number(app, "Max cases").set_value(60)
     app.button(key="FormSubmitter:evaluation_form-Run evaluation").click().run()
     assert not app.exception and not app.error
     overall = app.dataframe[0].value
@@ -261,7 +261,7 @@ def test_build_your_own_keeps_every_pick_made_one_at_a_time(app: AppTest) -> Non
 # --------------------------------------------------------------------------- sessions that survive a reload
 
 
-def reopen(at: AppTest, demo_folder: Path, token: str | None, page: str | None = None) -> AppTest:
+def reopen(token: str | None, page: str | None = None) -> AppTest:
     """A new browser tab (or a reload): a fresh AppTest, with the link's ?session= token when given."""
     fresh = AppTest.from_file(APP, default_timeout=120)
     if token is not None:
@@ -305,7 +305,7 @@ def test_a_reload_with_the_same_link_keeps_data_and_models_and_another_link_sees
     button(app, "Load uploaded files").click().run()
     assert "30 playlists" in sidebar_text(app)
 
-    again = reopen(app, demo_folder, token)
+    again = reopen(token)
     assert again.query_params["session"] == token
     assert user(again) is user(app)
     text = sidebar_text(again)
@@ -313,24 +313,24 @@ def test_a_reload_with_the_same_link_keeps_data_and_models_and_another_link_sees
     goto(again, "recommend")
     assert again.selectbox[0].value == "itemknn"
 
-    stranger = reopen(app, demo_folder, None)
+    stranger = reopen(None)
     assert stranger.query_params["session"] != token
     assert "None fitted yet" in "\n".join(c.value for c in stranger.sidebar.caption)
     assert "itemknn" not in sidebar_text(stranger) and "400 playlists" in sidebar_text(stranger)
 
-    forged = reopen(app, demo_folder, "A" * 32)  # a token the server never made is not adopted
+    forged = reopen("A" * 32)  # a token the server never made is not adopted
     assert forged.query_params["session"] not in ("A" * 32, token)
     assert not user(forged).models
 
 
-def test_a_reload_reattaches_a_running_training_and_collects_its_model(app: AppTest, demo_folder: Path) -> None:
+def test_a_reload_reattaches_a_running_training_and_collects_its_model(app: AppTest) -> None:
     start_long_training(app)
     job = user(app).train_job
     deadline = time.monotonic() + 60
     while (job.last is None or job.last.epoch < 2) and time.monotonic() < deadline:
         time.sleep(0.1)
 
-    tab = reopen(app, demo_folder, app.query_params["session"], "train")
+    tab = reopen(app.query_params["session"], "train")
     assert user(tab).train_job is job and job.running
     assert number(tab, "Epochs").value == 300 and number(tab, "Hidden size").value == 16  # the chosen settings
     assert any("epoch" in p.proto.text for p in tab.get("progress"))
@@ -344,10 +344,10 @@ def test_a_reload_reattaches_a_running_training_and_collects_its_model(app: AppT
     assert list(user(app).models) == ["neural"] and "neural · cpu" in sidebar_text(app)
 
 
-def test_a_second_users_training_waits_in_line_and_can_leave_it(app: AppTest, demo_folder: Path) -> None:
+def test_a_second_users_training_waits_in_line_and_can_leave_it(app: AppTest) -> None:
     start_long_training(app)
     first = user(app).train_job
-    other = reopen(app, demo_folder, None)
+    other = reopen(None)
     try:
         start_long_training(other)
         queued = user(other).train_job
@@ -361,19 +361,62 @@ def test_a_second_users_training_waits_in_line_and_can_leave_it(app: AppTest, de
         stop_and_wait(first)
 
 
-def test_the_train_form_comes_from_the_settings_metadata(app: AppTest) -> None:
-    from songrec.ui.training import setting_groups
+def train_options() -> dict[str, str]:
+    """`songrec train --help`'s options and their help, from the parser itself."""
+    from songrec.cli import build_parser
+
+    parser = build_parser(["train", "--data", "x", "--out", "y"])
+    train = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    return {opt: action.help for action in train._actions for opt in action.option_strings}
+
+
+def test_the_train_form_and_train_help_come_from_the_same_settings(app: AppTest) -> None:
+    from songrec.settings import specs as specs_of
+    from songrec.ui.training import setting_classes
 
     goto(app, "train")
-    widgets = {w.label: w for kind in ("number_input", "slider", "selectbox", "checkbox") for w in app.get(kind)}
-    specs = [spec for _, group in setting_groups(1, ["cpu"]) for spec in group]
-    assert len(specs) >= 10
+    kinds = ("number_input", "slider", "selectbox", "checkbox")
+    widgets = {w.label: w for kind in kinds for w in app.get(kind) if w.form_id == "train_form"}
+    options = train_options()
+    specs = [spec for cls in setting_classes() for spec in specs_of(cls)]
+    form_names = {spec.name for spec in specs}
+    cli_names = {opt[2:].replace("-", "_") for opt, text in options.items() if "default" in (text or "")}
+    assert form_names == cli_names - {"cache_dir"}  # every setting in both, and nothing else
     for spec in specs:
         widget = widgets[spec.label]
-        assert spec.help[1:] in widget.help and spec.allowed() in widget.help, spec.name
-        if spec.name not in ("max_files",) and hasattr(widget, "min") and spec.low is not None:
-            assert widget.min == spec.low and widget.max == spec.high, spec.name
+        assert spec.help[1:] in widget.help and spec.help in options[spec.option], spec.name
+        if spec.name not in ("max_files", "device"):
+            assert spec.allowed() in widget.help and spec.allowed() in options[spec.option], spec.name
+        if getattr(widget, "min", None) is not None and spec.name != "max_files":
+            assert (widget.min, widget.max) == (spec.low, spec.high), spec.name
     assert next(w for w in app.number_input if w.label == "Learning rate").proto.format == "%.1e"
+    assert next(w for w in app.selectbox if w.label == "Device").options[:2] == ["auto", "cpu"]
+
+
+def start_out_of_range_script() -> None:
+    import streamlit as st
+
+    from songrec.settings import SettingError
+    from songrec.ui import training
+
+    try:  # what the Train page calls with the form's values (the form's widgets keep them in range)
+        training.start_training({"max_files": 0, "min_track_count": 0}, None)
+    except SettingError as exc:
+        st.error(str(exc))
+    st.session_state["started"] = training.train_job() is not None
+
+
+def test_an_out_of_range_setting_gets_the_same_message_as_from_the_cli(capsys: pytest.CaptureFixture) -> None:
+    from songrec.cli import main
+
+    at = AppTest.from_function(start_out_of_range_script, default_timeout=60)
+    at.run()
+    assert not at.exception and at.session_state["started"] is False
+    message = at.error[0].value
+    assert "min_track_count" in message and "from 1 to" in message
+    assert main(["train", "--data", "x", "--out", "y", "--min-track-count", "0"]) != 0
+    rule = message.partition(", not ")[0]  # the CLI quotes the text it was given: not '0'
+    assert rule == "neural setting min_track_count must be from 1 to 1_000_000" and rule in capsys.readouterr().err
 
 
 def settings_form_script() -> None:
@@ -454,3 +497,15 @@ def test_an_unexpected_failure_reading_uploads_is_a_message_without_server_paths
     message = app.error[0].value
     assert message.startswith("Not loaded: The uploaded files could not be read (RecursionError")
     assert str(datasets.demo_dir()) not in message and "Demo data" in sidebar_text(app)
+
+
+def test_a_baseline_is_fitted_with_the_settings_of_its_expander(app: AppTest) -> None:
+    goto(app, "train")
+    neighbours = next(n for n in app.number_input if n.key == "baseline.itemknn.neighbours")
+    assert neighbours.label == "Neighbours" and neighbours.value == 500  # the settings class's default
+    neighbours.set_value(50).run()
+    button(app, "Fit itemknn").click().run()
+    assert not app.exception
+    assert user(app).models["itemknn"].model.settings.neighbours == 50
+    again = reopen(app.query_params["session"], "train")  # the choice is remembered
+    assert next(n for n in again.number_input if n.key == "baseline.itemknn.neighbours").value == 50

@@ -16,7 +16,7 @@ from safetensors.numpy import save_file
 from songrec.checkpoint import CheckpointError, checkpoint_kind, load_checkpoint, save_checkpoint
 from songrec.corpus import Corpus
 from songrec.metrics import evaluate_model
-from songrec.models import MODEL_NAMES, load_model, make_model, model_class
+from songrec.models import load_model, make_model, model_class, model_names
 from songrec.models.base import Recommender, top_n
 from songrec.models.itemknn import ItemKNNRecommender
 from songrec.models.popularity import PopularityRecommender
@@ -79,7 +79,7 @@ def test_itemknn_beats_popularity_on_r_precision(demo_split: tuple[Corpus, Corpu
 
 
 def test_model_registry() -> None:
-    assert {"popularity", "itemknn"} <= set(MODEL_NAMES)
+    assert {"popularity", "itemknn"} <= set(model_names())
     assert model_class("popularity") is PopularityRecommender
     assert model_class("itemknn") is ItemKNNRecommender
     with pytest.raises(ValueError, match="unknown model 'nope'"):

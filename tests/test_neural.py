@@ -7,17 +7,16 @@ import pytest
 import torch
 from recommender_checks import RecommenderBaseTestMixin, genre_rows
 
-from songrec.config import TrainConfig
 from songrec.corpus import Corpus
 from songrec.models import make_model
 from songrec.models.base import Recommender
-from songrec.models.neural import NeuralRecommender, PlaylistEnsemble, PlaylistModel, pick_device
+from songrec.models.network import PlaylistEnsemble, PlaylistModel, pick_device
+from songrec.models.neural import NeuralRecommender
 from songrec.training import (
     TrainProgress,
     learning_rate_factor,
     sample_batch,
     softmax_loss,
-    training_playlists,
     use_sparse_lookups,
 )
 
@@ -34,7 +33,7 @@ FAST = {
 
 class TestNeural(RecommenderBaseTestMixin):
     def make_model(self) -> Recommender:
-        return make_model("neural", config=TrainConfig(**FAST))
+        return make_model("neural", **FAST)
 
 
 class TestEASE(RecommenderBaseTestMixin):
@@ -49,7 +48,7 @@ class TestALS(RecommenderBaseTestMixin):
 
 @pytest.fixture(scope="module")
 def trained(demo_split: tuple[Corpus, Corpus]) -> NeuralRecommender:
-    return NeuralRecommender(TrainConfig(**FAST)).fit(demo_split[0])
+    return NeuralRecommender(**FAST).fit(demo_split[0])
 
 
 def _genre_top15(model: Recommender, test: Corpus, genre: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +68,7 @@ def test_country_and_christmas_playlists_get_their_genre(trained, demo_split, de
 
 
 def test_same_seed_same_model(trained, demo_split) -> None:
-    again = NeuralRecommender(TrainConfig(**FAST)).fit(demo_split[0])
+    again = NeuralRecommender(**FAST).fit(demo_split[0])
     for genre in ("country", "christmas", "hip-hop"):
         np.testing.assert_array_equal(
             _genre_top15(trained, demo_split[1], genre)[1], _genre_top15(again, demo_split[1], genre)[1]
@@ -101,7 +100,7 @@ def test_callback_sees_every_step_and_can_stop(demo_split) -> None:
         events.append(progress)
         return not (progress.epoch_end and progress.epoch == 2)
 
-    model = NeuralRecommender(TrainConfig(**{**FAST, "epochs": 10})).fit(demo_split[0], callback=stop_after_two_epochs)
+    model = NeuralRecommender(**{**FAST, "epochs": 10}).fit(demo_split[0], callback=stop_after_two_epochs)
     assert model.epochs_trained == 2
     assert sum(e.epoch_end for e in events) == 2
     assert all(e.device == "cpu" and e.loss > 0 and e.seconds >= 0 for e in events)
@@ -111,7 +110,7 @@ def test_callback_sees_every_step_and_can_stop(demo_split) -> None:
 
 
 def test_interrupted_training_keeps_a_usable_model(demo_split) -> None:
-    model = NeuralRecommender(TrainConfig(**{**FAST, "epochs": 10}))
+    model = NeuralRecommender(**{**FAST, "epochs": 10})
 
     def interrupt(progress: TrainProgress) -> None:
         if progress.epoch == 3 and progress.step == 1:
@@ -125,7 +124,7 @@ def test_interrupted_training_keeps_a_usable_model(demo_split) -> None:
 
 
 def test_untied_head_trains(demo_split) -> None:
-    model = NeuralRecommender(TrainConfig(**{**FAST, "epochs": 2, "tied": False, "members": 1})).fit(demo_split[0])
+    model = NeuralRecommender(**{**FAST, "epochs": 2, "tied": False, "members": 1}).fit(demo_split[0])
     assert model.network.head is not None
     assert len(model.recommend(demo_split[1].playlist_tracks(0)[:5], None, 10)[0]) == 10
 
@@ -145,11 +144,11 @@ def test_an_ensemble_scores_by_its_members_mean_log_probability(trained, demo_sp
 
 
 def test_a_single_network_saves_and_loads_as_one(demo_split, tmp_path) -> None:
-    model = NeuralRecommender(TrainConfig(**{**FAST, "epochs": 2, "members": 1})).fit(demo_split[0])
+    model = NeuralRecommender(**{**FAST, "epochs": 2, "members": 1}).fit(demo_split[0])
     assert isinstance(model.network, PlaylistModel)
     model.save(tmp_path / "one.safetensors")
     loaded = NeuralRecommender.load(tmp_path / "one.safetensors")
-    assert isinstance(loaded.network, PlaylistModel) and loaded.train_config.members == 1
+    assert isinstance(loaded.network, PlaylistModel) and loaded.network_settings.members == 1
     seeds = demo_split[1].playlist_tracks(0)[:5]
     np.testing.assert_array_equal(loaded.recommend(seeds, None, 10)[0], model.recommend(seeds, None, 10)[0])
 
@@ -208,13 +207,15 @@ def test_per_member_rows_give_per_member_batches_padded_to_one_width(demo_corpus
     model = NeuralRecommender(**FAST)
     model.build_vocabulary(demo_corpus)
     model.build_words(demo_corpus)
-    playlists = training_playlists(model, demo_corpus)
+    playlists = model.training_playlists(demo_corpus)
     rows = np.array([[0, 1, 2], [3, 4, 5]])
-    seeds, targets, words = sample_batch(playlists, rows, np.random.default_rng(7), model.train_config)
+    seeds, targets, words = sample_batch(
+        playlists, rows, np.random.default_rng(7), model.train_settings, model.network_settings.max_seeds
+    )
     assert seeds.shape[:2] == targets.shape[:2] == words.shape[:2] == (2, 3)
     rng = np.random.default_rng(7)  # the same draws, one member at a time
     for member, member_rows in enumerate(rows):
-        alone = sample_batch(playlists, member_rows, rng, model.train_config)
+        alone = sample_batch(playlists, member_rows, rng, model.train_settings, model.network_settings.max_seeds)
         for stacked, own in zip((seeds, targets, words), alone, strict=True):
             np.testing.assert_array_equal(stacked[member, :, : own.shape[1]], own)
             assert not stacked[member, :, own.shape[1] :].any(), "padding to the common width is PAD"
@@ -258,7 +259,7 @@ def test_training_playlists_keep_each_vocabulary_track_once_in_order(demo_corpus
     model = NeuralRecommender(min_track_count=60)
     model.build_vocabulary(demo_corpus)
     model.build_words(demo_corpus)
-    playlists = training_playlists(model, demo_corpus)
+    playlists = model.training_playlists(demo_corpus)
     expected = []
     for row in range(demo_corpus.n_playlists):  # the plain loop the vectorised build replaces
         items = [int(i) for i in model.to_item[demo_corpus.playlist_tracks(row)] if i > 0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from songrec.corpus import Corpus
+from songrec.settings import SettingSpec, specs
 from songrec.ui.datasets import DatasetRef, corpus, dataset
 from songrec.ui.session import current
 
@@ -110,11 +111,29 @@ def fitted_here(kind: str) -> ModelEntry | None:
     return entry if entry is not None and entry.dataset_key == dataset().key else None
 
 
+def setting_specs(kind: str) -> list[SettingSpec]:
+    """The settings a model takes (from its settings classes), for its form."""
+    from songrec.models import model_class
+
+    return [spec for cls in model_class(kind).settings_classes for spec in specs(cls)]
+
+
+def saved_params(kind: str) -> dict:
+    """The settings this user last fitted that model with (empty: its defaults)."""
+    return dict(current().settings.get(f"model.{kind}", {}))
+
+
 def fit_baseline(kind: str, **params) -> ModelEntry:
-    """Fit a model on the current dataset in this run (with progress), store and return it."""
+    """Fit a model on the current dataset in this run (with progress), store and return it.
+
+    `params` are the model's keyword arguments; SettingError (naming the setting and its range) when one
+    is out of range. The settings are remembered as this user's choice for that model.
+    """
     from songrec.models import make_model
 
     data, ref = corpus(), dataset()
+    made = make_model(kind, **params)
+    current().settings[f"model.{kind}"] = dict(params)
     bar = st.progress(0.0, text=f"Fitting {kind}…")
 
     def callback(progress) -> None:
@@ -122,7 +141,7 @@ def fit_baseline(kind: str, **params) -> ModelEntry:
 
     started = time.perf_counter()
     try:
-        model = make_model(kind, **params).fit(data, callback=callback)
+        model = made.fit(data, callback=callback)
     finally:
         bar.empty()
     entry = ModelEntry(kind, kind, model, ref.key, "fitted", time.perf_counter() - started)
