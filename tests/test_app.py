@@ -509,3 +509,23 @@ def test_a_baseline_is_fitted_with_the_settings_of_its_expander(app: AppTest) ->
     assert user(app).models["itemknn"].model.settings.neighbours == 50
     again = reopen(app.query_params["session"], "train")  # the choice is remembered
     assert next(n for n in again.number_input if n.key == "baseline.itemknn.neighbours").value == 50
+
+
+def test_a_model_registered_in_one_line_is_in_the_apps_lists(app: AppTest) -> None:
+    from songrec.models import register_model, unregister_model
+    from songrec.models.popularity import PopularityRecommender
+
+    class ToyRecommender(PopularityRecommender):
+        name = "toy"
+
+    register_model("toy", ToyRecommender, "popularity under another name")
+    try:
+        goto(app, "train")
+        button(app, "Fit toy").click().run()
+        assert not app.exception and "- toy" in sidebar_text(app)
+        goto(app, "recommend")
+        assert app.selectbox[0].value == "toy"  # the most recent model fitted on this data comes first
+        goto(app, "evaluation")
+        assert "toy" in app.multiselect[0].options
+    finally:
+        unregister_model("toy")

@@ -77,9 +77,10 @@ def models() -> dict[str, ModelEntry]:
 
 
 def add_model(entry: ModelEntry) -> None:
-    entries = models()
-    entries.pop(entry.label, None)  # a refit is the most recent model again
-    entries[entry.label] = entry
+    user = current()
+    with user.lock:
+        user.models.pop(entry.label, None)  # a refit is the most recent model again
+        user.models[entry.label] = entry
 
 
 def ordered_labels(labels: Iterable[str] | None = None) -> list[str]:
@@ -87,7 +88,7 @@ def ordered_labels(labels: Iterable[str] | None = None) -> list[str]:
 
     `labels` narrows the choice (a page that needs embeddings passes the models that have them).
     """
-    entries = models()
+    entries = dict(models())  # a copy: another tab of this session may add a model meanwhile
     key = dataset().key
     chosen = [label for label in (entries if labels is None else labels) if label in entries]
     return sorted(chosen, key=lambda label: (entries[label].dataset_key != key, -entries[label].made))
@@ -96,7 +97,7 @@ def ordered_labels(labels: Iterable[str] | None = None) -> list[str]:
 def usable_models() -> dict[str, object]:
     """Every fitted model, speaking the current dataset's track ids."""
     ref, data = dataset(), corpus()
-    return {label: entry.usable(ref, data) for label, entry in models().items()}
+    return {label: entry.usable(ref, data) for label, entry in dict(models()).items()}
 
 
 def model_token(label: str) -> str:
@@ -197,4 +198,4 @@ ModelFilter = Callable[[object], bool]
 
 def labels_where(keep: ModelFilter) -> list[str]:
     """The labels of this user's models that pass `keep`, in page order (see `ordered_labels`)."""
-    return ordered_labels(label for label, entry in models().items() if keep(entry.model))
+    return ordered_labels(label for label, entry in dict(models()).items() if keep(entry.model))
