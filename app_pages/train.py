@@ -36,11 +36,11 @@ if submitted and not running:
     if 0 < max_files < len(files):
         train_corpus = corpus.subset(corpus.rows_from_files(files[:max_files]))
     try:
-        job = training.start_training(chosen, train_corpus)
+        training.start_training(chosen, train_corpus)
     except SettingError as exc:
         st.error(f"Not started: {exc}")
     else:
-        running = job.running
+        st.rerun()  # draw the whole page again with the job on it (the form's button disabled, the sidebar)
 
 
 @st.fragment(run_every=1.0 if running else None)

@@ -244,7 +244,7 @@ def sidebar_text(page) -> str:
 def reload(page) -> None:
     """What a person's F5 does: the tab's Streamlit session ends and a new one starts from the URL."""
     page.reload()
-    page.locator('[data-testid="stSidebar"]').get_by_text("Dataset", exact=True).wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebarUserContent"]').get_by_text("Dataset", exact=True).wait_for(timeout=60_000)
     settle(page)
 
 
