@@ -111,3 +111,72 @@ def test_interrupted_training_keeps_a_usable_model(demo_split) -> None:
     assert model.best_epoch == 2
     assert not model.network.training
     assert len(model.recommend(demo_split[1].playlist_tracks(0)[:5], None, 10)[0]) == 10
+
+
+def _loss_turns_nan_at(step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the step-th training step on, the loss (and so every gradient) is NaN."""
+    import songrec.training as training
+
+    real, calls = training.softmax_loss, {"n": 0}
+
+    def poisoned(logits, targets):
+        calls["n"] += 1
+        loss = real(logits, targets)
+        return loss * float("nan") if calls["n"] >= step else loss
+
+    monkeypatch.setattr(training, "softmax_loss", poisoned)
+
+
+def test_a_loss_that_is_nan_from_the_start_keeps_nothing(demo_split, monkeypatch, tmp_path) -> None:
+    from songrec.models.base import NotFittedError
+    from songrec.training import TrainingDiverged
+
+    _loss_turns_nan_at(1, monkeypatch)
+    model = NeuralRecommender(**{**FAST, "epochs": 3, "members": 1})
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 1, step 1: the loss became nan at learning rate "
+                                               r"0\.01; no epoch ended with finite weights"):
+        model.fit(demo_split[0])
+    with pytest.raises(NotFittedError):
+        model.save(tmp_path / "nan.safetensors")
+
+
+def test_a_loss_that_turns_nan_later_keeps_the_best_finite_epoch(demo_split, monkeypatch) -> None:
+    steps_per_epoch = -(-len(demo_split[0].playlists) * 95 // 100 // FAST["batch_size"])
+    _loss_turns_nan_at(2 * steps_per_epoch + 3, monkeypatch)
+    model = NeuralRecommender(**{**FAST, "epochs": 6, "members": 1}).fit(demo_split[0])
+    assert model.epochs_trained == 2 and model.best_epoch in (1, 2)
+    assert "diverged at epoch 3" in model.diverged and f"epoch {model.best_epoch}" in model.diverged
+    assert all(torch.isfinite(p).all() for p in model.network.parameters())
+    ids, scores = model.recommend(demo_split[1].playlist_tracks(0)[:5], None, 20)
+    assert len(ids) == 20 and np.isfinite(scores).all()
+
+
+def test_train_command_reports_divergence_and_writes_nothing(demo_dir, monkeypatch, capsys, tmp_path) -> None:
+    from songrec.cli import main
+
+    _loss_turns_nan_at(1, monkeypatch)
+    out = tmp_path / "diverged.safetensors"
+    code = main(["train", "--data", str(demo_dir), "--out", str(out), "--epochs", "2", "--members", "1",
+                 "--embedding-dim", "16", "--hidden-dim", "16"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "songrec: training diverged at epoch 1, step 1" in err and "lower the learning rate" in err
+    assert not out.exists()
+
+
+def test_non_finite_scores_are_never_recommended(trained_neural, demo_split) -> None:
+    seeds = demo_split[1].playlist_tracks(0)[:5]
+    ids, _ = trained_neural.recommend(seeds, None, 30)
+    poisoned = trained_neural.to_item[ids[:2]]  # the two best tracks get NaN and +inf biases
+    first = trained_neural.network.members[0]
+    saved = first.bias.detach().clone()
+    try:
+        with torch.no_grad():
+            first.bias[poisoned[0]] = float("nan")
+            first.bias[poisoned[1]] = float("inf")
+        again, scores = trained_neural.recommend(seeds, None, 30)
+    finally:
+        with torch.no_grad():
+            first.bias.copy_(saved)
+    assert not np.isin(ids[:2], again).any()
+    assert len(again) == 30 and not np.isinf(scores).any()
