@@ -42,6 +42,10 @@ class FitProgress:
         return f"{self.done:,}/{self.total:,} {self.unit}"
 
 
+class NotFittedError(RuntimeError):
+    """A model asked to recommend or be saved before it was fitted or loaded."""
+
+
 FitCallback = Callable[[Any], bool | None]
 """Receives a FitProgress (baselines) or a TrainProgress (neural) while a model fits; both have
 `fraction` and `label`. Returning False asks the model to stop early."""
@@ -112,6 +116,7 @@ class Recommender(ABC):
         self.popularity = np.zeros(0, dtype=np.float32)
         self.title_model = TitleModel()
         self._popular_order = np.zeros(0, dtype=np.int64)
+        self.fitted = False
 
     @property
     def track_uris(self) -> list[str]:
@@ -143,7 +148,15 @@ class Recommender(ABC):
         self._set_popular_order()
         self.title_model = TitleModel().fit(corpus)
         self._fit(corpus, callback)
+        self.fitted = True
+        if callback is not None:  # every model ends its progress at 100%, also one with nothing to report
+            callback(FitProgress(1, 1, "fitted"))
         return self
+
+    def require_fitted(self, action: str) -> None:
+        """A clear error instead of an empty answer or a traceback from an unfitted model."""
+        if not self.fitted:
+            raise NotFittedError(f"the {self.name} model is not fitted yet: call fit() or load() before {action}")
 
     def _set_popular_order(self) -> None:
         order = np.argsort(-self.popularity, kind="stable")
@@ -187,6 +200,7 @@ class Recommender(ABC):
         excludes: Sequence[Sequence[int] | np.ndarray | None] | None = None,
     ) -> list[Scores]:
         """`recommend` for many playlists at once (neural models score a whole batch together)."""
+        self.require_fitted("recommending")
         cleaned = [self._known(seeds) for seeds in seed_lists]
         extras = excludes or [None] * len(cleaned)
         excluded = [
@@ -243,6 +257,7 @@ class Recommender(ABC):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to a safetensors checkpoint (no pickle)."""
+        self.require_fitted("saving")
         arrays, strings = self.title_model.state()
         arrays["popularity"] = self.popularity
         arrays.update({f"model.{k}": v for k, v in self._state().items()})
@@ -278,6 +293,7 @@ class Recommender(ABC):
                 {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")},
                 {k.removeprefix("model."): v for k, v in strings.items() if k.startswith("model.")},
             )
+            model.fitted = True
         except CheckpointError as exc:
             raise CheckpointError(f"{source}: {str(exc).removeprefix(source + ': ')}") from None
         except (SettingError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:

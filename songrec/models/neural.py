@@ -135,12 +135,14 @@ class NeuralRecommender(Recommender):
         validate = (lambda: evaluate_model(self, cases, corpus.track_artist).overall.r_precision) if cases else None
         self.history, self.epochs_trained, self.best_epoch, self.diverged = [], 0, 0, ""
         result = TrainResult()
+        self.fitted = True  # the network recommends from its first step (validation after each epoch)
         try:
             train(
                 self.network, playlists, settings, max_seeds=self.network_settings.max_seeds, device=self.device,
                 validate=validate, callback=self._recording(callback), group=group, result=result,
             )
-        finally:  # also after an interrupt: the best epoch's weights were restored
+        finally:  # also after an interrupt: the best epoch's weights were restored and can be used
+            self.fitted = result.best_epoch > 0
             self.history, self.best_epoch = result.history, result.best_epoch
             self.epochs_trained, self.best_val_metric, self.diverged = (
                 result.epochs_trained, result.best_score, result.diverged
@@ -163,8 +165,6 @@ class NeuralRecommender(Recommender):
 
     @torch.no_grad()
     def _score_batch(self, seed_lists, titles, limit: int | None = None) -> list[Scores | None]:
-        if self.network is None:
-            raise RuntimeError("the neural model is not trained yet: call fit() or load()")
         most = self.network_settings.max_seeds * SCORED_SEEDS_PER_TRAINED_SEED
         items = [self.to_item[s] for s in seed_lists]
         items = [i[i > 0][-most:] for i in items]
@@ -194,14 +194,11 @@ class NeuralRecommender(Recommender):
 
     def track_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """(track ids, their learned embeddings) for every track the network scores."""
-        if self.network is None:
-            raise RuntimeError("the neural model is not trained yet")
+        self.require_fitted("mapping its embeddings")
         weights = self.network.embedding.weight.detach()[1:].float().cpu().numpy()
         return self.vocab_ids.copy(), weights
 
     def _state(self) -> dict[str, np.ndarray]:
-        if self.network is None:
-            raise RuntimeError("the neural model is not trained yet: nothing to save")
         state = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
         state["vocab_ids"] = self.vocab_ids
         state["history.loss"] = np.asarray([h["loss"] for h in self.history], dtype=np.float64)
