@@ -516,16 +516,16 @@ def test_a_model_registered_in_one_line_is_in_the_apps_lists(app: AppTest) -> No
     from songrec.models.popularity import PopularityRecommender
 
     class ToyRecommender(PopularityRecommender):
-        name = "toy"
+        name = "app-toy"
 
-    register_model("toy", ToyRecommender, "popularity under another name")
+    register_model("app-toy", ToyRecommender, "popularity under another name")
     try:
         goto(app, "train")
-        button(app, "Fit toy").click().run()
-        assert not app.exception and "- toy" in sidebar_text(app)
+        button(app, "Fit app-toy").click().run()
+        assert not app.exception and "- app-toy" in sidebar_text(app)
         goto(app, "recommend")
-        assert app.selectbox[0].value == "toy"  # the most recent model fitted on this data comes first
+        assert app.selectbox[0].value == "app-toy"  # the most recent model fitted on this data comes first
         goto(app, "evaluation")
-        assert "toy" in app.multiselect[0].options
+        assert "app-toy" in app.multiselect[0].options
     finally:
-        unregister_model("toy")
+        unregister_model("app-toy")
