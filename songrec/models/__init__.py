@@ -14,6 +14,7 @@ _MODELS = {
     "ease": ("songrec.models.ease", "EASERecommender"),
     "als": ("songrec.models.als", "ALSRecommender"),
     "neural": ("songrec.models.neural", "NeuralRecommender"),
+    "notebook": ("songrec.models.notebook", "NotebookRecommender"),
 }
 MODEL_NAMES = tuple(_MODELS)
 
