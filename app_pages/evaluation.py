@@ -1,14 +1,12 @@
 """Evaluation: hold out playlists, fit each model on the rest, score them with the RecSys 2018 metrics."""
 
-import dataclasses
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from songrec import explore
-from songrec.config import TrainConfig
-from songrec.models import MODEL_NAMES
+from songrec.models import model_names
 from songrec.ui import state
 
 state.page_header(
@@ -19,27 +17,27 @@ state.page_header(
 )
 
 corpus, ref = state.corpus(), state.dataset()
-saved = st.session_state.get("train_settings") or dataclasses.asdict(TrainConfig())
+saved = st.session_state.get("train_settings") or {}
 
 with st.form("evaluation_form"):
     c = st.columns(4)
     test_share = c[0].slider("Held-out share", 0.05, 0.5, 0.2, step=0.05)
     max_cases = c[1].number_input("Held-out playlists to score (at most)", 10, 100_000, 500, step=50)
     seed = c[2].number_input("Split seed", 0, 2**31 - 1, 0)
-    epochs = c[3].number_input("Neural epochs", 1, 500, min(int(saved["epochs"]), 10),
+    epochs = c[3].number_input("Neural epochs", 1, 500, min(int(saved.get("epochs", 10)), 10),
                                help="The other neural settings are the Train page's last ones.")
     defaults = ["neural", "popularity", "itemknn"]
-    chosen = st.multiselect("Models", MODEL_NAMES, default=defaults)
+    chosen = st.multiselect("Models", model_names(), default=defaults)
     run = st.form_submit_button("Run evaluation", type="primary")
 
 if run and chosen:
-    config = dataclasses.replace(TrainConfig(**saved), epochs=int(epochs))
+    neural_params = {**saved, "epochs": int(epochs)}
     with st.status("Evaluating…", expanded=True) as status:
         train, test, cases = explore.holdout_cases(corpus, float(test_share), int(seed), int(max_cases))
         st.write(f"Fitting on {train.n_playlists:,} playlists; scoring {len(cases):,} held-out playlists.")
         bar = st.progress(0.0, text="Fitting…")
         fitted = explore.fit_models(
-            chosen, train, config,
+            chosen, train, {"neural": neural_params},
             progress=lambda kind, event: bar.progress(event.fraction, text=f"Fitting {kind}: {event.label}"),
         )
         for kind, error in fitted.errors.items():

@@ -1,13 +1,11 @@
 """Train: the neural model (live loss curve, stop button, best epoch kept), baselines, checkpoints."""
 
-import dataclasses
-
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from songrec.config import TrainConfig
-from songrec.models import MODEL_NAMES
+from songrec.config import DataSettings, NetworkSettings, TrainSettings
+from songrec.models import model_names
 from songrec.ui import state
 
 state.page_header("Train", "Fit the neural model with the notebook's settings (and a few more), or the baselines it "
@@ -18,10 +16,11 @@ files = list(dict.fromkeys(corpus.playlists["file"].tolist()))
 job = state.train_job()
 running = job is not None and job.running
 
-from songrec.models.neural import available_devices, pick_device  # noqa: E402  (imports torch: after the header)
+from songrec.models.network import available_devices, pick_device  # noqa: E402  (imports torch: after the header)
 
 devices = available_devices()
-saved = st.session_state.get("train_settings") or dataclasses.asdict(TrainConfig())
+saved = {**NetworkSettings().as_dict(), **TrainSettings().as_dict(), **DataSettings().as_dict(),
+         **(st.session_state.get("train_settings") or {})}
 default_device = saved.get("device") if saved.get("device") in devices else pick_device("auto").type
 
 st.subheader("Neural model")
@@ -56,12 +55,12 @@ if submitted and not running:
                   epochs=int(epochs), embedding_dim=int(embedding_dim), hidden_dim=int(hidden_dim),
                   batch_size=int(batch_size), dropout=float(dropout), min_track_count=int(min_track_count),
                   members=int(members), seed=int(seed), device=str(device))
-    config = dataclasses.replace(TrainConfig(), **chosen)
-    st.session_state["train_settings"] = dataclasses.asdict(config)
+    data = DataSettings(max_files=chosen.pop("max_files"))
+    st.session_state["train_settings"] = {**chosen, "max_files": data.max_files}
     train_corpus = corpus
-    if 0 < config.max_files < len(files):
-        train_corpus = corpus.subset(corpus.rows_from_files(files[: config.max_files]))
-    job = state.start_training(config, train_corpus)
+    if 0 < data.max_files < len(files):
+        train_corpus = corpus.subset(corpus.rows_from_files(files[: data.max_files]))
+    job = state.start_training(chosen, train_corpus)
     running = True
 
 
@@ -117,7 +116,7 @@ training_view(running)
 st.subheader("Baselines")
 st.caption("The floors the neural model must clear. Popularity recommends the same hits to everyone; item-kNN "
            "recommends tracks that share playlists with the seeds.")
-kinds = [k for k in MODEL_NAMES if k != "neural"]
+kinds = [k for k in model_names() if k != "neural"]
 cols = st.columns(max(len(kinds), 1))
 for column, kind in zip(cols, kinds, strict=False):
     with column:

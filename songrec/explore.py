@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from songrec.config import TrainConfig
 from songrec.corpus import Corpus
 from songrec.metrics import Evaluation, evaluate_model, ndcg, r_precision
 from songrec.models.base import Recommender, co_occurrence_reasons
@@ -193,16 +192,17 @@ class FittedModels:
 def fit_models(
     kinds: Sequence[str],
     corpus: Corpus,
-    neural_config: TrainConfig,
+    params: Mapping[str, Mapping] | None = None,
     progress: Callable[[str, object], None] | None = None,
 ) -> FittedModels:
-    """Fit each model kind on the corpus; `progress(kind, FitProgress | TrainProgress)` as they go."""
+    """Fit each model kind on the corpus with its settings (`params[kind]`, keyword arguments of the
+    model); `progress(kind, FitProgress | TrainProgress)` as they go."""
     from songrec.models import make_model
 
     fitted = FittedModels({}, {}, {})
     for kind in kinds:
         started = time.perf_counter()
-        model = make_model(kind, config=neural_config) if kind == "neural" else make_model(kind)
+        model = make_model(kind, **dict((params or {}).get(kind, {})))
         callback = (lambda event, kind=kind: progress(kind, event)) if progress is not None else None
         try:
             fitted.models[kind] = model.fit(corpus, callback=callback)

@@ -53,6 +53,16 @@ def demo_cases(demo_split: tuple[Corpus, Corpus]) -> list:
 
 
 @pytest.fixture(scope="session")
+def trained_neural(demo_split: tuple[Corpus, Corpus]):
+    """A small neural model (factories.FAST_NEURAL) fitted once on the demo training playlists."""
+    from factories import FAST_NEURAL
+
+    from songrec.models.neural import NeuralRecommender
+
+    return NeuralRecommender(**FAST_NEURAL).fit(demo_split[0])
+
+
+@pytest.fixture(scope="session")
 def demo_track_genres(demo_corpus: Corpus) -> np.ndarray:
     """The genre name each demo track was generated for, by corpus track id."""
     catalogue = make_catalogue(max(200, round(TRACKS_PER_PLAYLIST * DEMO_PLAYLISTS)), DEMO_SEED)

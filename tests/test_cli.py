@@ -12,11 +12,13 @@ import pytest
 from factories import playlist, slice_bytes
 
 from songrec.challenge import read_challenge
-from songrec.cli import build_parser, main
+from songrec.cli import build_parser, main, model_params
+from songrec.config import EvaluationSettings
 from songrec.corpus import Corpus
 from songrec.models import make_model
 from songrec.mpd import read_slice
 from songrec.protocol import CATEGORIES, CATEGORY_NAMES
+from songrec.settings import given_options
 
 COMMANDS = ("stats", "generate", "challenge-set", "evaluate", "submit", "train")
 SCORE_KEYS = {"r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15", "cases"}
@@ -74,8 +76,11 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture, command: str) -> 
 
 
 def test_evaluate_seed_also_seeds_training() -> None:
-    args = build_parser().parse_args(["evaluate", "--train", "x", "--seed", "7"])
-    assert args.seed == 7
+    argv = ["evaluate", "--train", "x", "--seed", "7", "--model", "neural,als"]
+    args = build_parser(argv).parse_args(argv)
+    assert given_options(args, [EvaluationSettings], "evaluate") == {"seed": 7}
+    assert model_params(args, "neural", shared={"seed": 7})["seed"] == 7
+    assert model_params(args, "als", shared={"seed": 7})["seed"] == 7
 
 
 # --- generate and stats ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from songrec import explore
-from songrec.config import TrainConfig
 from songrec.corpus import Corpus, load_corpus
 from songrec.models import make_model
 from songrec.protocol import CATEGORY_NAMES
@@ -76,8 +75,8 @@ def test_fit_job_runs_and_stops(corpus: Corpus) -> None:
     job = FitJob(make_model("itemknn"), corpus, "itemknn").start()
     assert job.wait(60) and job.status == "done" and job.fraction == 1.0
 
-    config = TrainConfig(epochs=200, embedding_dim=8, hidden_dim=16, batch_size=16, val_share=0.0)
-    job = FitJob(make_model("neural", config=config), corpus, "neural").start()
+    settings = dict(epochs=200, embedding_dim=8, hidden_dim=16, batch_size=16, val_share=0.0)
+    job = FitJob(make_model("neural", **settings), corpus, "neural").start()
     for _ in range(600):
         if job.last is not None and job.last.epoch >= 2:
             break
@@ -90,7 +89,7 @@ def test_fit_job_runs_and_stops(corpus: Corpus) -> None:
 
 
 def test_fit_job_reports_failure(corpus: Corpus) -> None:
-    config = TrainConfig(epochs=1, min_track_count=10**6)  # no track is frequent enough
-    job = FitJob(make_model("neural", config=config), corpus, "neural").start()
+    settings = dict(epochs=1, min_track_count=10**6)  # no track is frequent enough
+    job = FitJob(make_model("neural", **settings), corpus, "neural").start()
     assert job.wait(60) and job.status == "failed"
     assert "ValueError" in job.error and "failed" in job.describe()

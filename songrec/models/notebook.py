@@ -126,10 +126,10 @@ class NotebookRecommender(Recommender):
 
     name = "notebook"
     settings_classes: ClassVar[tuple[type[Settings], ...]] = (NotebookSettings,)
+    settings: NotebookSettings
 
     def __init__(self, **params) -> None:
-        super().__init__()
-        self.settings = NotebookSettings.build(params)
+        super().__init__(**params)
         self.network: NotebookNetwork | None = None
         self.to_word = np.zeros(0, dtype=np.int64)
         """Per track id, its vocabulary word ("name - artist"), -1 when not in the vocabulary."""
@@ -138,9 +138,6 @@ class NotebookRecommender(Recommender):
         self.words: list[str] = []
         self.losses: list[float] = []
         """Summed (or minibatch mean) loss of each step, in order."""
-
-    def config(self) -> dict:
-        return self.settings.as_dict()
 
     # --- data, as the notebook prepared it -------------------------------------------------------------------
 

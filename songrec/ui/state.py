@@ -325,11 +325,12 @@ def train_job() -> FitJob | None:
     return st.session_state.get("train_job")
 
 
-def start_training(config, train_corpus: Corpus) -> FitJob:
-    from songrec.models.neural import NeuralRecommender
+def start_training(params: dict, train_corpus: Corpus) -> FitJob:
+    """Train the neural model with these settings (keyword arguments of the model) in the background."""
+    from songrec.models import make_model
 
-    model = NeuralRecommender(config=config)
-    job = FitJob(model, train_corpus, "neural", meta={"dataset_key": dataset().key, "config": config})
+    model = make_model("neural", **params)
+    job = FitJob(model, train_corpus, "neural", meta={"dataset_key": dataset().key, "params": dict(params)})
     st.session_state["train_job"] = job
     st.session_state.pop("train_job_collected", None)
     return job.start()
