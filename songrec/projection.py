@@ -72,17 +72,26 @@ PCA_DIMS = 50
 """t-SNE runs on the first 50 principal components (as openTSNE and scikit-learn's guide advise):
 distances change little, the neighbour search gets several times cheaper."""
 TSNE_THREADS = 2
-"""Native threads for t-SNE: both cores of the target machine. More than the free cores made it
-10x slower on a busy machine (OpenMP threads fighting), so it is capped, not `all`."""
+"""Native threads for t-SNE: both cores of the target machine, when they are free. On a busy machine
+OpenMP threads fight over the cores (measured: 2,000 points took 120 s on two threads at load 10 on
+2 cores, against 28 s on one), so `tsne_threads` falls back to one thread there."""
+
+
+def tsne_threads() -> int:
+    """TSNE_THREADS while the load average leaves that many cores free, else 1."""
+    try:
+        free = (os.cpu_count() or 1) - os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return 1
+    return TSNE_THREADS if free >= TSNE_THREADS else 1
 
 
 def tsne_coordinates(vectors: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
     """2-D t-SNE coordinates of the vectors' cosine geometry; perplexity is clipped below the number of points.
 
     The vectors are scaled to unit length (so Euclidean distances rank pairs as cosine distances do),
-    reduced to PCA_DIMS principal components, then mapped on TSNE_THREADS threads: 2,000 points in
-    about a quarter of the one-thread, full-dimension time with the same trustworthiness
-    (benchmarks/RESULTS.md, section 5).
+    reduced to PCA_DIMS principal components, then mapped on `tsne_threads()` threads (timings and
+    trustworthiness beside the former one-thread path: benchmarks/RESULTS.md, section 5).
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
@@ -96,10 +105,11 @@ def tsne_coordinates(vectors: np.ndarray, perplexity: float = 30.0, seed: int = 
     perplexity = float(min(max(perplexity, 1.0), (count - 1) / 3.0))
     points = np.asarray(vectors, dtype=np.float32)
     points = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
-    with threadpool_limits(limits=TSNE_THREADS):
+    threads = tsne_threads()
+    with threadpool_limits(limits=threads):
         if points.shape[1] > PCA_DIMS and count > PCA_DIMS:
             points = PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(points).astype(np.float32)
-        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=TSNE_THREADS)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=threads)
         return tsne.fit_transform(points).astype(np.float32)
 
 
