@@ -204,16 +204,39 @@ def latency(
     }
 
 
-def tsne(points: int, dim: int = 128, seed: int = 0) -> dict:
-    """songrec.projection.tsne_coordinates (scikit-learn t-SNE, cosine) on clustered vectors."""
-    from songrec.projection import tsne_coordinates
+def tsne(points: int, dim: int = 128, seed: int = 0, method: str = "songrec") -> dict:
+    """A t-SNE map of clustered vectors and its trustworthiness (cosine, 10 neighbours), by `method`:
+    songrec (projection.tsne_coordinates: unit length, PCA to 50, two threads), one-thread (the
+    former path: scikit-learn on the full vectors, cosine, one thread) or opentsne (openTSNE, two threads)."""
+    from sklearn.manifold import trustworthiness
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(10, dim))
-    vectors = centres[rng.integers(0, 10, points)] + 0.5 * rng.normal(size=(points, dim))
+    vectors = (centres[rng.integers(0, 10, points)] + 0.5 * rng.normal(size=(points, dim))).astype(np.float32)
     started = time.perf_counter()
-    coordinates = tsne_coordinates(vectors.astype(np.float32))
-    return {"seconds": time.perf_counter() - started, "points": points, "dim": dim, "shape": list(coordinates.shape)}
+    if method == "songrec":
+        from songrec.projection import tsne_coordinates
+
+        coordinates = tsne_coordinates(vectors)
+    elif method == "one-thread":
+        from sklearn.manifold import TSNE
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            tsne = TSNE(n_components=2, perplexity=30.0, metric="cosine", init="pca", random_state=seed)
+            coordinates = tsne.fit_transform(vectors)
+    elif method == "opentsne":
+        from openTSNE import TSNE as OpenTSNE
+        from sklearn.decomposition import PCA
+
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        reduced = PCA(n_components=50, random_state=seed).fit_transform(unit)
+        coordinates = np.asarray(OpenTSNE(perplexity=30.0, n_jobs=2, random_state=seed).fit(reduced))
+    else:
+        raise ValueError(f"unknown t-SNE method {method!r}")
+    seconds = time.perf_counter() - started
+    trust = trustworthiness(vectors, coordinates, n_neighbors=10, metric="cosine")
+    return {"seconds": seconds, "points": points, "dim": dim, "method": method, "trustworthiness": float(trust)}
 
 
 TASKS = {f.__name__: f for f in (ingest_songrec, ingest_notebook, build, cached, train, latency, tsne)}

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from songrec.config import DataSettings, EvaluationSettings
@@ -226,12 +227,14 @@ def cmd_challenge_set(args: argparse.Namespace) -> int:
 
 
 def _evaluation_table(result: dict) -> str:
-    lines = [f"{'category':<22}{'cases':>6}{'R-prec':>9}{'R-prec(tr)':>11}{'NDCG':>8}{'clicks':>8}{'hit@15':>8}"]
+    lines = [
+        f"{'category':<22}{'cases':>6}{'R-prec':>9}{'R-prec(tr)':>11}{'NDCG':>8}{'clicks':>8}{'hit@15':>8}{'cover':>8}"
+    ]
     rows = list(result["per_category"].items()) + [("overall", result["overall"])]
     for name, s in rows:
         lines.append(
             f"{name:<22}{s['cases']:>6}{s['r_precision']:>9.4f}{s['r_precision_tracks']:>11.4f}"
-            f"{s['ndcg']:>8.4f}{s['clicks']:>8.2f}{s['hit_at_15']:>8.3f}"
+            f"{s['ndcg']:>8.4f}{s['clicks']:>8.2f}{s['hit_at_15']:>8.3f}{s['coverage']:>8.3f}"
         )
     return "\n".join(lines)
 
@@ -282,13 +285,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _comparison_table(results: list[dict]) -> str:
-    """One row per model: the three challenge metrics overall, and the fit time."""
-    lines = [f"{'model':<12}{'cases':>6}{'R-prec':>9}{'NDCG':>8}{'clicks':>8}{'fit s':>8}"]
+    """One row per model: the three challenge metrics and coverage overall, and the fit time."""
+    lines = [f"{'model':<12}{'cases':>6}{'R-prec':>9}{'NDCG':>8}{'clicks':>8}{'coverage':>10}{'fit s':>8}"]
     for result in results:
         s = result["overall"]
         lines.append(
             f"{result['model']:<12}{s['cases']:>6}{s['r_precision']:>9.4f}{s['ndcg']:>8.4f}{s['clicks']:>8.2f}"
-            f"{result['fit_seconds']:>8.1f}"
+            f"{s['coverage']:>10.4f}{result['fit_seconds']:>8.1f}"
         )
     return "\n".join(lines)
 
@@ -329,6 +332,139 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(model, "best_epoch", 0):
         best = f" (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})"
     print(f"saved {args.out}{best}")
+    return 0
+
+
+def _model_and_corpus(args: argparse.Namespace, name: str | None = None):
+    """(model in the corpus's track ids, the corpus): fitted on --train, or --checkpoint aligned to --data."""
+    if args.checkpoint:
+        if not args.data:
+            raise SystemExit(f"songrec {args.command}: --checkpoint needs --data PATH (the slices naming its tracks)")
+        corpus, _ = _load(args.data, args.cache_dir)
+        return _align(_build_model(args, None, ""), corpus), corpus
+    if not args.train:
+        raise SystemExit(f"songrec {args.command}: give --train PATH (to fit a model) or --checkpoint FILE")
+    _check_params(args)
+    corpus, _ = _load(args.train, args.cache_dir)
+    return _build_model(args, corpus, name or _chosen_models_of(args)[0]), corpus
+
+
+def _seed_playlist(args: argparse.Namespace, corpus: Corpus) -> tuple[list[str], str | None]:
+    """(seed URIs, title) from --seeds and --title, or from playlist --playlist of --data (else --train)."""
+    if args.playlist is None:
+        if not args.seeds:
+            raise SystemExit("songrec recommend: give --seeds URI,... or --playlist PID")
+        return [u.strip() for u in args.seeds.split(",") if u.strip()], args.title
+    source = corpus
+    if args.data and not args.checkpoint:
+        source, _ = _load(args.data, args.cache_dir)
+    rows = np.flatnonzero(source.playlists["pid"].to_numpy() == args.playlist)
+    if not len(rows):
+        raise SystemExit(f"songrec recommend: no playlist with pid {args.playlist} in the data")
+    row = int(rows[0])
+    uris = source.tracks["uri"].to_numpy()[source.playlist_tracks(row)].tolist()
+    return uris, args.title if args.title is not None else str(source.playlists["name"].iat[row])
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from songrec import explore
+
+    model, corpus = _model_and_corpus(args)
+    uris, title = _seed_playlist(args, corpus)
+    seeds = corpus.track_ids(uris)
+    unknown = int((seeds < 0).sum())
+    if unknown:
+        print(f"warning: {unknown} of {len(uris)} seed tracks are not in the data and are ignored", file=sys.stderr)
+    table = explore.recommendation_table(model, corpus, seeds[seeds >= 0], title or None, args.n)
+    if args.json:
+        rows = table[["rank", "track", "artist", "uri", "score", "reason", "source"]].to_dict("records")
+        for row in rows:
+            row["score"] = None if np.isnan(row["score"]) else float(row["score"])
+            row["rank"] = int(row["rank"])
+        print(json.dumps({"model": model.name, "title": title, "seeds": len(uris), "tracks": rows}, indent=2,
+                         ensure_ascii=False))
+        return 0
+    print(f"{'rank':>4}  {'track':<36}{'artist':<24}{'score':>10}  reason")
+    for row in table.itertuples():
+        score = "–" if np.isnan(row.score) else f"{row.score:.4f}"
+        print(f"{row.rank:>4}  {str(row.track)[:35]:<36}{str(row.artist)[:23]:<24}{score:>10}  {row.reason}")
+    return 0
+
+
+def _keywords(texts: Sequence[str]) -> dict[str, list[str]]:
+    """The default genres, with `genre=word,word` replacing (or adding) a genre's keywords."""
+    from songrec.genres import DEFAULT_KEYWORDS, parse_keywords
+
+    keywords = {genre: list(words) for genre, words in DEFAULT_KEYWORDS.items()}
+    for text in texts:
+        genre, sep, words = text.partition("=")
+        if not sep or not genre.strip() or not parse_keywords(words):
+            raise SystemExit(f"songrec genres: --keywords takes genre=word,word, not {text!r}")
+        keywords[genre.strip().lower()] = parse_keywords(words)
+    return keywords
+
+
+def cmd_genres(args: argparse.Namespace) -> int:
+    from songrec.genres import genre_labels, genre_match_counts
+
+    keywords = _keywords(args.keywords)
+    names = list(dict.fromkeys([*_chosen_models_of(args), "popularity"]))  # always beside popularity
+    _check_params(args)
+    within = None
+    if args.test:
+        test_files = find_slice_files(args.test)
+        held_out = {f.resolve() for f in test_files}
+        train_files = [f for f in find_slice_files(args.train) if f.resolve() not in held_out]
+        corpus, _ = _load([str(f) for f in train_files + test_files], args.cache_dir)
+        train = corpus.subset(corpus.rows_from_files(str(f) for f in train_files))
+        within = corpus.rows_from_files(str(f) for f in test_files)
+        print(f"train {train.n_playlists:,} playlists; genre playlists from {len(within):,} held out", file=sys.stderr)
+    else:
+        corpus, _ = _load(args.train, args.cache_dir)
+        train = corpus
+    labels = genre_labels(corpus, keywords)
+    rows = []
+    for name in names:
+        model = _build_model(args, train, name)
+        for genre in keywords:
+            result = genre_match_counts(model, corpus, genre, keywords, n=args.n, n_seeds=args.seeds,
+                                        max_playlists=args.max_playlists, model_name=name, labels=labels,
+                                        within=within)
+            rows.append(result.summary())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'genre':<12}{'model':<12}{'playlists':>10}{f'matches/{args.n}':>12}{'share':>8}{'chance':>8}"
+          f"{'base rate':>11}")
+    for row in rows:
+        matches = "–" if row["playlists"] == 0 else f"{row['mean_matches']:.2f}"
+        share = "–" if row["playlists"] == 0 else f"{row['mean_share']:.1%}"
+        print(f"{row['genre']:<12}{row['model']:<12}{row['playlists']:>10}{matches:>12}{share:>8}"
+              f"{row['expected_by_chance']:>8.2f}{row['base_rate']:>11.1%}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from songrec.genres import DEFAULT_KEYWORDS, MORE_KEYWORDS, track_genres
+    from songrec.projection import model_embeddings, svd_embeddings, track_projection, write_projection
+
+    if not args.checkpoint and (args.model or "svd") == "svd":
+        if not args.train:
+            raise SystemExit("songrec embed: give --train PATH or --checkpoint FILE")
+        corpus, _ = _load(args.train, args.cache_dir)
+        ids, vectors = svd_embeddings(corpus)
+        source = "SVD of the playlist-track matrix"
+    else:
+        model, corpus = _model_and_corpus(args)
+        ids, vectors = model_embeddings(model, corpus)
+        source = f"{model.name} embeddings"
+    labels = track_genres(corpus, {**DEFAULT_KEYWORDS, **MORE_KEYWORDS})
+    started = time.perf_counter()
+    frame = track_projection(ids, vectors, corpus, args.n, args.perplexity, labels)
+    frame["uri"] = corpus.tracks["uri"].to_numpy()[frame["track_id"].to_numpy()]
+    print(f"t-SNE of {len(frame):,} tracks in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    write_projection(frame, args.out, f"{source}: t-SNE of the {len(frame):,} most frequent tracks")
+    print(f"wrote {len(frame):,} tracks to {args.out}")
     return 0
 
 
@@ -393,6 +529,43 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_options(train, [DataSettings], "data")
     _add_model_options(train, models)
     train.set_defaults(run=cmd_train)
+
+    recommend = commands.add_parser("recommend", help="continue one playlist: rank, track, artist, score, reason")
+    recommend.add_argument("--train", nargs="+", help="slices to fit the model on")
+    recommend.add_argument("--checkpoint", help="a saved model (.safetensors) instead of fitting one (needs --data)")
+    recommend.add_argument("--data", nargs="+", help="slices naming the tracks (--checkpoint) or holding --playlist")
+    recommend.add_argument("--seeds", help="the playlist's tracks as Spotify URIs, comma-separated")
+    recommend.add_argument("--playlist", type=int, help="or: the pid of a playlist in the data (its tracks and title)")
+    recommend.add_argument("--title", help="the playlist's title (with --playlist: instead of its own)")
+    recommend.add_argument("--n", type=int, default=15, help="recommendations (default 15)")
+    recommend.add_argument("--json", action="store_true")
+    _add_model_options(recommend, models)
+    recommend.set_defaults(run=cmd_recommend)
+
+    genres = commands.add_parser("genres", help="genre validation: matches in the top 15 of genre-named playlists")
+    genres.add_argument("--train", nargs="+", required=True)
+    genres.add_argument("--test", nargs="+", help="held-out slices: genre playlists only from these (files under "
+                        "--train are left out of fitting)")
+    genres.add_argument("--keywords", nargs="+", default=[], metavar="GENRE=WORD,WORD",
+                        help="a genre's keywords (whole words of playlist names), replacing or adding to country, "
+                        "hip-hop and christmas")
+    genres.add_argument("--n", type=int, default=15, help="top N recommendations counted (default 15)")
+    genres.add_argument("--seeds", type=int, default=10, help="seed tracks: the first K of each playlist (default 10)")
+    genres.add_argument("--max-playlists", type=int, default=300, help="playlists per genre at most (default 300)")
+    genres.add_argument("--json", action="store_true")
+    genres.set_defaults(checkpoint=None)
+    _add_model_options(genres, models, several=True)
+    genres.set_defaults(run=cmd_genres)
+
+    embed = commands.add_parser("embed", help="t-SNE map of track vectors as CSV, or an interactive .html chart")
+    embed.add_argument("--train", nargs="+", help="slices: SVD vectors (default) or a fitted --model's embeddings")
+    embed.add_argument("--checkpoint", help="a saved model with embeddings (neural, notebook); needs --data")
+    embed.add_argument("--data", nargs="+", help="with --checkpoint: slices naming its tracks")
+    embed.add_argument("--n", type=int, default=2000, help="the most frequent tracks mapped (default 2000)")
+    embed.add_argument("--perplexity", type=float, default=30.0)
+    embed.add_argument("--out", required=True, help="FILE.csv (x, y, track, artist, genre, ...) or FILE.html")
+    _add_model_options(embed, [m for m in models if m != DEFAULT_MODEL])
+    embed.set_defaults(run=cmd_embed)
     return parser
 
 

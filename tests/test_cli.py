@@ -20,8 +20,8 @@ from songrec.mpd import read_slice
 from songrec.protocol import CATEGORIES, CATEGORY_NAMES
 from songrec.settings import given_options
 
-COMMANDS = ("stats", "generate", "challenge-set", "evaluate", "submit", "train")
-SCORE_KEYS = {"r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15", "cases"}
+COMMANDS = ("stats", "generate", "challenge-set", "evaluate", "submit", "train", "recommend", "genres", "embed")
+SCORE_KEYS = {"r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15", "cases", "coverage"}
 
 
 def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
@@ -261,11 +261,12 @@ def test_evaluate_several_models_in_one_table(capsys: pytest.CaptureFixture, dem
     code, out, err = run(capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60)
     assert code == 0, err
     header, *rows = out.strip().splitlines()
-    assert header.split() == ["model", "cases", "R-prec", "NDCG", "clicks", "fit", "s"]
+    assert header.split() == ["model", "cases", "R-prec", "NDCG", "clicks", "coverage", "fit", "s"]
     table = {row.split()[0]: [float(v) for v in row.split()[1:]] for row in rows}
     assert set(table) == {"popularity", "itemknn"}
     assert table["popularity"][0] == table["itemknn"][0] == 60
     assert table["itemknn"][1] > table["popularity"][1]
+    assert table["itemknn"][4] > table["popularity"][4]  # popularity gives (nearly) one list for every playlist
     code, out, _ = run(capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60,
                        "--json")
     assert [r["model"] for r in json.loads(out)] == ["popularity", "itemknn"]

@@ -46,7 +46,7 @@ def test_holdout_and_recommendation_table(corpus: Corpus) -> None:
     seeds, truth = explore.holdout(corpus, row, 5)
     assert len(seeds) == 5 and not np.isin(truth, seeds).any()
     table = explore.recommendation_table(model, corpus, seeds, None, 25, truth)
-    assert list(table.columns) == ["rank", "hit", "track", "artist", "score", "source", "uri", "id"]
+    assert list(table.columns) == ["rank", "hit", "track", "artist", "score", "reason", "source", "uri", "id"]
     assert len(table) == 25 and not table["id"].isin(seeds).any()
     assert table["hit"].tolist() == np.isin(table["id"], truth).tolist()
     scores = explore.holdout_scores(table["id"].to_numpy(), truth)

@@ -9,6 +9,7 @@ evaluation, genre validation, CLI and app never branch on which model it is.
 from __future__ import annotations
 
 import os
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from songrec.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from songrec.corpus import Corpus
@@ -147,6 +149,7 @@ class Recommender(ABC):
         self.popularity = corpus.track_counts.astype(np.float32)
         self._set_popular_order()
         self.title_model = TitleModel().fit(corpus)
+        self._explained_by = weakref.ref(corpus)  # for explain(); weak: a model never keeps a dataset alive
         self._fit(corpus, callback)
         self.fitted = True
         if callback is not None:  # every model ends its progress at 100%, also one with nothing to report
@@ -299,3 +302,85 @@ class Recommender(ABC):
         except (SettingError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"{source}: damaged {cls.name} checkpoint ({type(exc).__name__}: {exc})") from None
         return model
+
+    # --- why this song ------------------------------------------------------------------------------------------
+
+    def explain(
+        self, seeds: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray, corpus: Corpus | None = None
+    ) -> list[str]:
+        """One reason per recommended track: the seeds it shares most playlists with, for example
+        'with “Mistletoe Heart” in 12 playlists, “Snow Angel” in 9'. A model may refine it.
+
+        Counts come from `corpus` (in this model's track ids). Without one, from the corpus the
+        model was fitted on while that is still in memory (the model holds it by a weak reference,
+        so it never keeps a dataset alive and a checkpoint stores nothing for it); after a
+        checkpoint load, pass the corpus.
+        """
+        return co_occurrence_reasons(self._explain_corpus(corpus), seeds, track_ids)
+
+    def _explain_corpus(self, corpus: Corpus | None) -> Corpus:
+        if corpus is not None:
+            return corpus
+        fitted = getattr(self, "_explained_by", None)
+        found = fitted() if fitted is not None else None
+        if found is None:
+            raise ValueError(
+                f"the {self.name} model has no corpus to explain from (loaded from a checkpoint, or its training "
+                "corpus is gone): pass corpus="
+            )
+        return found
+
+
+def co_occurrences(corpus: Corpus, seeds: np.ndarray, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tracks x seeds playlists holding both, playlists holding each track), from one pass over the
+    corpus entries: only the entries of these tracks become (tiny) sparse matrices, so nothing of the
+    size of the corpus is built or kept."""
+    seeds = np.asarray(seeds, dtype=np.int64)
+    track_ids = np.asarray(track_ids, dtype=np.int64)
+
+    positions = np.flatnonzero(np.isin(corpus.indices, np.concatenate([seeds, track_ids])))
+    values = corpus.indices[positions]
+    rows = np.searchsorted(corpus.indptr, positions, side="right") - 1
+
+    def membership(ids: np.ndarray) -> sp.csr_matrix:
+        """playlists x len(ids), 1 where the playlist holds the track (repeats count once)."""
+        mine = np.isin(values, ids)
+        order = np.argsort(ids, kind="stable")
+        columns = order[np.searchsorted(ids, values[mine], sorter=order)]
+        ones = np.ones(len(columns), dtype=np.float32)
+        matrix = sp.csr_matrix((ones, (rows[mine], columns)), shape=(corpus.n_playlists, len(ids)))
+        matrix.data[:] = 1.0  # the constructor summed a track repeated in a playlist
+        return matrix
+
+    tracks = membership(track_ids)
+    together = (tracks.T @ membership(seeds)).toarray() if len(seeds) else np.zeros((len(track_ids), 0))
+    return together.astype(np.int64), np.asarray(tracks.sum(axis=0)).ravel().astype(np.int64)
+
+
+def _quoted(corpus: Corpus, track_id: int) -> str:
+    return f"“{corpus.tracks['name'].iat[int(track_id)]}”"
+
+
+def co_occurrence_reasons(
+    corpus: Corpus, seeds: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray, most: int = 2
+) -> list[str]:
+    """The model-agnostic reason for each track: the `most` seeds it shares most playlists with."""
+    seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
+    seeds = pd.unique(seeds[(seeds >= 0) & (seeds < corpus.n_tracks)])
+    track_ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+    together, alone = co_occurrences(corpus, seeds, track_ids)
+    reasons = []
+    for row in range(len(track_ids)):
+        playlists = f"{alone[row]:,} playlist{'s' if alone[row] != 1 else ''}"
+        if not len(seeds):
+            reasons.append(f"no seed tracks: in {playlists}")
+            continue
+        best = np.argsort(-together[row], kind="stable")[:most]
+        best = best[together[row, best] > 0]
+        if not len(best):
+            reasons.append(f"in {playlists}, none with a seed")
+            continue
+        parts = [f"{_quoted(corpus, seeds[k])} in {together[row, k]:,}" for k in best]
+        noun = "playlist" if together[row, best[0]] == 1 else "playlists"
+        reasons.append(f"with {parts[0]} {noun}" + "".join(f", {p}" for p in parts[1:]))
+    return reasons

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from songrec.checkpoint import CheckpointError
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, FitProgress, Recommender, Scores
+from songrec.models.base import FitCallback, FitProgress, Recommender, Scores, co_occurrence_reasons
 from songrec.settings import Settings, setting
 from songrec.sparse import checked_csr, keep_top
 
@@ -260,3 +260,25 @@ class ItemKNNRecommender(Recommender):
             raise CheckpointError(f"damaged itemknn checkpoint: similarity shape {shape.tolist()} for "
                                   f"{self.n_tracks} tracks")
         self.similarity = checked_csr(arrays["data"], arrays["indices"], arrays["indptr"], shape, "similarity")
+
+    def explain(self, seeds, track_ids, corpus: Corpus | None = None) -> list[str]:
+        """The seeds whose neighbour lists hold the track, most similar first ('like “X” (0.42)');
+        tracks no seed names as a neighbour (fill-ins) get the shared co-occurrence reason."""
+        source = self._explain_corpus(corpus)
+        seeds = np.unique(self._known(seeds))
+        track_ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+        known = (track_ids >= 0) & (track_ids < self.n_tracks)
+        similar = np.zeros((len(seeds), len(track_ids)), dtype=np.float32)
+        if len(seeds) and known.any():
+            similar[:, known] = self.similarity[seeds][:, track_ids[known]].toarray()
+        fallback = co_occurrence_reasons(source, seeds, track_ids)
+        reasons = []
+        for column, default in enumerate(fallback):
+            best = np.argsort(-similar[:, column], kind="stable")[:2]
+            best = best[similar[best, column] > 0]
+            if not len(best):
+                reasons.append(default)
+                continue
+            parts = [f"“{source.tracks['name'].iat[int(seeds[k])]}” ({similar[k, column]:.2f})" for k in best]
+            reasons.append("like " + ", ".join(parts))
+        return reasons
