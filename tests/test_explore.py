@@ -7,7 +7,8 @@ import pytest
 
 from songrec import explore
 from songrec.config import TrainConfig
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.models import make_model
 from songrec.protocol import CATEGORY_NAMES
 from songrec.synthetic import write_demo

@@ -8,7 +8,6 @@ evaluation, genre validation, CLI and app never branch on which model it is.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from songrec.checkpoint import load_checkpoint, save_checkpoint
+from songrec.checkpoint import CheckpointSource, CheckpointTarget, load_checkpoint, save_checkpoint
 from songrec.corpus import Corpus
 from songrec.models.title import TitleModel
 
@@ -211,19 +210,20 @@ class Recommender(ABC):
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         del arrays, strings
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model to a safetensors checkpoint (no pickle)."""
+    def save(self, target: CheckpointTarget) -> None:
+        """Write the model to a safetensors checkpoint (no pickle): a path or a binary file open for writing."""
         arrays, strings = self.title_model.state()
         arrays["popularity"] = self.popularity
         arrays.update({f"model.{k}": v for k, v in self._state().items()})
         strings.update({f"model.{k}": v for k, v in self._strings().items()})
         strings["track_uris"] = self.track_uris
-        save_checkpoint(path, self.name, self.config(), arrays, strings)
+        save_checkpoint(target, self.name, self.config(), arrays, strings)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Self:
-        """Read a checkpoint written by `save`; refuses files that are not songrec checkpoints."""
-        config, arrays, strings = load_checkpoint(path, cls.name)
+    def load(cls, source: CheckpointSource) -> Self:
+        """Read a checkpoint written by `save` (a path, bytes or a binary file); refuses files that are
+        not songrec checkpoints."""
+        config, arrays, strings = load_checkpoint(source, cls.name)
         model = cls(**config)
         model.track_uris = strings.pop("track_uris")
         model.popularity = arrays.pop("popularity")

@@ -8,8 +8,8 @@ goes through `st.cache_resource` / `st.cache_data`.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.mpd import LoadReport, find_slice_files
 from songrec.ui.jobs import FitJob
 
@@ -294,10 +295,9 @@ def ensure_baseline(kind: str = "popularity") -> ModelEntry:
 
 def checkpoint_bytes(model) -> bytes:
     """The model as safetensors checkpoint bytes (for a download button)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.safetensors"
-        model.save(path)
-        return path.read_bytes()
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return buffer.getvalue()
 
 
 def load_checkpoint_upload(name: str, data: bytes) -> ModelEntry:
@@ -305,15 +305,14 @@ def load_checkpoint_upload(name: str, data: bytes) -> ModelEntry:
     from songrec.checkpoint import CheckpointError
     from songrec.models import load_model
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "upload.safetensors"
-        path.write_bytes(data)
-        try:
-            model = load_model(path)
-        except CheckpointError as exc:
-            raise CheckpointError(str(exc).replace(str(path), name)) from None
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            raise CheckpointError(f"{name}: not a usable songrec checkpoint ({type(exc).__name__}: {exc})") from None
+    upload = io.BytesIO(data)
+    upload.name = name  # how the checkpoint's messages name it
+    try:
+        model = load_model(upload)
+    except CheckpointError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{name}: not a usable songrec checkpoint ({type(exc).__name__}: {exc})") from None
     label = f"{model.name} (uploaded {Path(name).stem})"
     return ModelEntry(label, model.name, model, None, "uploaded", note=name)
 
