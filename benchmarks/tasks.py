@@ -23,7 +23,7 @@ def _files(source: str, count: int | None) -> list[Path]:
 
 def ingest_songrec(source: str, count: int | None = None, workers: int = 1) -> dict:
     """songrec's reader: the Corpus (CSR arrays + tables) of the slices."""
-    from songrec.cache import read_corpus
+    from songrec.ingest import read_corpus
 
     files = _files(source, count)
     size = sum(f.stat().st_size for f in files)
@@ -60,7 +60,7 @@ def _throughput(started: float, size: int, files: int, **extra) -> dict:
 
 def build(source: str, workers: int | None = None) -> dict:
     """The corpus of a whole folder, no cache."""
-    from songrec.cache import read_corpus
+    from songrec.ingest import read_corpus
 
     started = time.perf_counter()
     corpus, report = read_corpus([source], workers=workers)
@@ -77,7 +77,7 @@ def build(source: str, workers: int | None = None) -> dict:
 
 def cached(source: str, cache_dir: str) -> dict:
     """load_corpus through the cache: builds the entry when missing, then times a load that hits it."""
-    from songrec.corpus import load_corpus
+    from songrec.ingest import load_corpus
 
     started = time.perf_counter()
     load_corpus([source], cache_dir=cache_dir)
@@ -90,7 +90,7 @@ def cached(source: str, cache_dir: str) -> dict:
 
 
 def _corpus(source: str, cache_dir: str | None):
-    from songrec.corpus import load_corpus
+    from songrec.ingest import load_corpus
 
     corpus, _ = load_corpus([source], cache_dir=cache_dir)
     return corpus

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import numpy as np
 from tqdm import tqdm
 
 from songrec.config import DataSettings, EvaluationSettings
-from songrec.corpus import Corpus, load_corpus
-from songrec.mpd import LoadReport, MPDFormatError, find_slice_files
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
+from songrec.mpd import LoadReport, MPDFormatError, find_slice_files, parse_size
 from songrec.settings import SettingError, Settings, add_options, coerce, given_options, parse_param, specs
 
 
@@ -33,23 +35,43 @@ def _progress(desc: str, unit: str = "it"):
     return update
 
 
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+"""Unicode categories a terminal would act on rather than show: controls (NUL, ESC, newline),
+format characters (U+202E turns text around), lone surrogates and line separators."""
+
+
+def printable(text: object) -> str:
+    """`text` with every control or format character written as an escape (\\x00, \\u202e), so
+    names from a file can never move the cursor, turn the line around or hide what follows."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
+
+
 def _report(report: LoadReport) -> None:
     for error in report.errors:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
     for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {printable(warning)}", file=sys.stderr)
 
 
 def _load(
-    paths: Sequence[str], cache_dir: str | None, max_files: int | None = None, exclude: Sequence[Path] = ()
+    paths: Sequence[str],
+    cache_dir: str | None,
+    max_files: int | None = None,
+    exclude: Sequence[Path] = (),
+    max_file_size: int | None = None,
 ) -> tuple[Corpus, LoadReport]:
     """Read slices with a progress bar; with a cache folder, a second load of the same files takes seconds."""
     files = find_slice_files(paths)
-    excluded = {p.resolve() for p in exclude}
-    files = [f for f in files if f.resolve() not in excluded]
+    excluded = {os.path.realpath(p) for p in exclude}  # realpath, not Path.resolve: a symlink loop is a file error
+    files = [f for f in files if os.path.realpath(f) not in excluded]
     if max_files is not None:
         files = files[:max_files]
-    corpus, report = load_corpus(files, progress=_progress("reading slices", "file"), cache_dir=cache_dir)
+    corpus, report = load_corpus(
+        files, progress=_progress("reading slices", "file"), cache_dir=cache_dir, max_file_size=max_file_size
+    )
     _report(report)
     if corpus.n_playlists == 0:
         raise SystemExit(f"songrec: no playlists could be read from {', '.join(paths)}")
@@ -176,14 +198,15 @@ def _build_model(args: argparse.Namespace, corpus: Corpus | None, name: str, sha
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    corpus, report = _load(args.paths, args.cache_dir)
+    corpus, report = _load(args.paths, args.cache_dir, max_file_size=args.max_file_size)
     stats = corpus.stats()
     stats["files_read"] = len(report.files_read)
     stats["files_with_errors"] = len(report.errors)
     if args.json:
-        print(json.dumps(stats, indent=2, ensure_ascii=False))
+        print(_escape_json(json.dumps(stats, indent=2, ensure_ascii=False)))
         return 0
-    print(f"files read        {len(report.files_read)} ({len(report.errors)} with errors)")
+    print(f"files loaded      {len(report.files_read)}")
+    print(f"files with errors {len(report.errors)}")
     for key in ("playlists", "entries", "unique_tracks", "unique_artists"):
         print(f"{key.replace('_', ' '):<18}{stats[key]:,}")
     length = stats["length"]
@@ -193,14 +216,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
     )
     print("most common tracks:")
     for row in stats["top_tracks"]:
-        print(f"  {row['count']:>6}  {row['track']} - {row['artist']}")
+        print(f"  {row['count']:>6}  {printable(row['track'])} - {printable(row['artist'])}")
     print("most common artists:")
     for row in stats["top_artists"]:
-        print(f"  {row['count']:>6}  {row['artist']}")
+        print(f"  {row['count']:>6}  {printable(row['artist'])}")
     print("most common playlist names:")
     for row in stats["top_names"]:
-        print(f"  {row['count']:>6}  {row['name']}")
+        print(f"  {row['count']:>6}  {printable(row['name'])}")
     return 0
+
+
+def _escape_json(text: str) -> str:
+    """JSON text with the characters a terminal acts on as \\u escapes (json.dumps escapes only
+    those below U+0020; the layout's own newlines stay)."""
+    return "".join(json.dumps(c)[1:-1] if c != "\n" and unicodedata.category(c) in _UNPRINTABLE else c for c in text)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -239,6 +268,19 @@ def _evaluation_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _load_held_out(args: argparse.Namespace) -> tuple[Corpus, np.ndarray, np.ndarray]:
+    """(corpus of --train and --test, training rows, test rows), each file read once: a test file inside a
+    --train folder is held out, not loaded twice (twice gave a duplicate-pid warning per playlist, or no
+    test playlists when the two spellings of its path differed). realpath, not resolve: a symlink loop is
+    a per-file error of the load, not an exception here."""
+    test_files = find_slice_files(args.test)
+    held_out = {os.path.realpath(f) for f in test_files}
+    train_files = [f for f in find_slice_files(args.train) if os.path.realpath(f) not in held_out]
+    corpus, _ = _load([str(f) for f in train_files + test_files], args.cache_dir)
+    train_rows = corpus.rows_from_files(str(f) for f in train_files)
+    return corpus, train_rows, corpus.rows_from_files(str(f) for f in test_files)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from songrec.metrics import evaluate_model
     from songrec.protocol import make_cases
@@ -249,15 +291,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     names = _chosen_models_of(args) if not args.checkpoint else [None]
     _check_params(args)
     if args.test:
-        # each file read once: a test file inside a --train folder is held out, not loaded twice
-        # (twice gave a duplicate-pid warning per playlist, or no test playlists when the two
-        # spellings of its path differed)
-        test_files = find_slice_files(args.test)
-        held_out = {f.resolve() for f in test_files}
-        train_files = [f for f in find_slice_files(args.train) if f.resolve() not in held_out]
-        corpus, _ = _load([str(f) for f in train_files + test_files], args.cache_dir)
-        train = corpus.subset(corpus.rows_from_files(str(f) for f in train_files))
-        test = corpus.subset(corpus.rows_from_files(str(f) for f in test_files))
+        corpus, train_rows, test_rows = _load_held_out(args)
+        train, test = corpus.subset(train_rows), corpus.subset(test_rows)
     else:
         corpus, _ = _load(args.train, args.cache_dir)
         train, test = corpus.split(holdout.test_share, seed=holdout.seed)
@@ -412,12 +447,8 @@ def cmd_genres(args: argparse.Namespace) -> int:
     _check_params(args)
     within = None
     if args.test:
-        test_files = find_slice_files(args.test)
-        held_out = {f.resolve() for f in test_files}
-        train_files = [f for f in find_slice_files(args.train) if f.resolve() not in held_out]
-        corpus, _ = _load([str(f) for f in train_files + test_files], args.cache_dir)
-        train = corpus.subset(corpus.rows_from_files(str(f) for f in train_files))
-        within = corpus.rows_from_files(str(f) for f in test_files)
+        corpus, train_rows, within = _load_held_out(args)
+        train = corpus.subset(train_rows)
         print(f"train {train.n_playlists:,} playlists; genre playlists from {len(within):,} held out", file=sys.stderr)
     else:
         corpus, _ = _load(args.train, args.cache_dir)
@@ -483,6 +514,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="summarise MPD slice files or folders")
     stats.add_argument("paths", nargs="+")
     stats.add_argument("--json", action="store_true")
+    stats.add_argument(
+        "--max-file-size",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="refuse a file holding more JSON than this once inflated, e.g. 512M or 2G "
+        "(default: $SONGREC_MAX_FILE_SIZE, else 256M)",
+    )
     stats.set_defaults(run=cmd_stats)
 
     generate = commands.add_parser("generate", help="write generated demo slices in the MPD format")

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.protocol import make_cases
 from songrec.synthetic import GENRES, TRACKS_PER_PLAYLIST, make_catalogue, write_demo
 

@@ -5,7 +5,7 @@ import sys
 
 import torch.distributed as dist
 
-from songrec.corpus import load_corpus
+from songrec.ingest import load_corpus
 from songrec.models.neural import NeuralRecommender
 
 DDP_TRAIN_CONFIG = {

@@ -108,7 +108,7 @@ def test_stats_json(capsys: pytest.CaptureFixture, demo_dir: Path, demo_corpus: 
 def test_stats_text(capsys: pytest.CaptureFixture, demo_dir: Path) -> None:
     code, out, _ = run(capsys, "stats", demo_dir)
     assert code == 0
-    assert "files read        1 (0 with errors)" in out
+    assert "files loaded      1\nfiles with errors 0\n" in out
     assert "playlists         600" in out
     for heading in ("most common tracks:", "most common artists:", "most common playlist names:"):
         assert heading in out
@@ -128,7 +128,7 @@ def mixed_folder(tmp_path: Path) -> Path:
 def test_stats_reports_bad_files_and_counts_good_ones(capsys: pytest.CaptureFixture, mixed_folder: Path) -> None:
     code, out, err = run(capsys, "stats", mixed_folder)
     assert code == 0
-    assert "files read        1 (2 with errors)" in out
+    assert "files loaded      1\nfiles with errors 2\n" in out
     assert "playlists         3" in out
     missing = mixed_folder / "mpd.slice.1000-1999.json"
     assert f"error: {missing} at playlists[0].tracks[1].track_uri: required field is missing" in err

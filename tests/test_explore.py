@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from songrec import explore
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.models import make_model
 from songrec.protocol import CATEGORY_NAMES
 from songrec.synthetic import write_demo

@@ -95,7 +95,7 @@ def test_needs_playlists_of_30_tracks() -> None:
 
 
 def test_files_setting_trains_on_the_first_files(demo_dir) -> None:
-    from songrec.corpus import load_corpus
+    from songrec.ingest import load_corpus
 
     corpus, _ = load_corpus([demo_dir])
     model = make_model("notebook", files=1)

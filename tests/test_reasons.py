@@ -9,7 +9,8 @@ import pytest
 from factories import corpus_of, playlist, track
 
 from songrec import explore
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.models import load_model, make_model
 from songrec.models.base import co_occurrence_reasons, co_occurrences
 

@@ -8,10 +8,9 @@ shared test mixin and the app's model lists all read this registry.
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass
 
-from songrec.checkpoint import checkpoint_kind
+from songrec.checkpoint import CheckpointError, CheckpointSource, read_checkpoint
 from songrec.models.base import Recommender
 
 
@@ -68,6 +67,11 @@ def make_model(name: str, **params) -> Recommender:
     return model_class(name)(**params)
 
 
-def load_model(path: str | os.PathLike) -> Recommender:
-    """Any saved model: the checkpoint header names its kind."""
-    return model_class(checkpoint_kind(path)).load(path)
+def load_model(source: CheckpointSource) -> Recommender:
+    """Any saved model (a path, bytes or an open binary file): the checkpoint header names its kind."""
+    checkpoint = read_checkpoint(source)
+    try:
+        cls = model_class(checkpoint.kind)
+    except ValueError as exc:
+        raise CheckpointError(f"{checkpoint.name}: {exc}") from None
+    return cls.load(checkpoint)

@@ -8,7 +8,6 @@ evaluation, genre validation, CLI and app never branch on which model it is.
 
 from __future__ import annotations
 
-import os
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -19,7 +18,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from songrec.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from songrec.checkpoint import (
+    CheckpointError,
+    CheckpointSource,
+    CheckpointTarget,
+    checkpoint_name,
+    load_checkpoint,
+    save_checkpoint,
+)
 from songrec.corpus import Corpus
 from songrec.models.title import TitleModel
 from songrec.settings import SettingError, Settings, split_params
@@ -258,21 +264,22 @@ class Recommender(ABC):
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         del arrays, strings
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model to a safetensors checkpoint (no pickle)."""
+    def save(self, target: CheckpointTarget) -> None:
+        """Write the model to a safetensors checkpoint (no pickle): a path or a binary file open for writing."""
         self.require_fitted("saving")
         arrays, strings = self.title_model.state()
         arrays["popularity"] = self.popularity
         arrays.update({f"model.{k}": v for k, v in self._state().items()})
         strings.update({f"model.{k}": v for k, v in self._strings().items()})
         strings["track_uris"] = self.track_uris
-        save_checkpoint(path, self.name, self.config(), arrays, strings)
+        save_checkpoint(target, self.name, self.config(), arrays, strings)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Self:
-        """Read a checkpoint written by `save`; refuses files that are not songrec checkpoints."""
-        config, arrays, strings = load_checkpoint(path, cls.name)
-        return cls.from_checkpoint(str(path), config, arrays, strings)
+    def load(cls, source: CheckpointSource) -> Self:
+        """Read a checkpoint written by `save` (a path, bytes or a binary file); refuses files that are
+        not songrec checkpoints."""
+        config, arrays, strings = load_checkpoint(source, cls.name)
+        return cls.from_checkpoint(checkpoint_name(source), config, arrays, strings)
 
     @classmethod
     def from_checkpoint(

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.mpd import LoadReport, find_slice_files
 from songrec.ui.session import current
 

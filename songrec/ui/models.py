@@ -8,8 +8,8 @@ other data (matched to this data by Spotify URI) come after the ones fitted on i
 
 from __future__ import annotations
 
+import io
 import itertools
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -156,30 +156,19 @@ def ensure_baseline(kind: str = "popularity") -> ModelEntry:
 
 
 def checkpoint_bytes(model) -> bytes:
-    """The model as safetensors checkpoint bytes (for a download button)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.safetensors"
-        model.save(path)
-        return path.read_bytes()
+    """The model as safetensors checkpoint bytes (for a download button), made in memory."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return buffer.getvalue()
 
 
 def load_checkpoint_upload(name: str, data: bytes) -> ModelEntry:
-    """A model from uploaded checkpoint bytes; raises CheckpointError with a message naming the upload."""
-    from songrec.checkpoint import CheckpointError
+    """A model from uploaded checkpoint bytes (read in memory); CheckpointError naming the upload."""
     from songrec.models import load_model
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "upload.safetensors"
-        path.write_bytes(data)
-        try:
-            model = load_model(path)
-        except CheckpointError as exc:
-            raise CheckpointError(str(exc).replace(str(path), name)) from None
-        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
-            message = str(exc).replace(str(path), name)
-            raise CheckpointError(
-                f"{name}: not a usable songrec checkpoint ({type(exc).__name__}: {message})"
-            ) from None
+    upload = io.BytesIO(data)
+    upload.name = name  # how the checkpoint's messages name it
+    model = load_model(upload)
     label = f"{model.name} (uploaded {Path(name).stem})"
     return ModelEntry(label, model.name, model, None, "uploaded", note=name)
 
