@@ -29,7 +29,7 @@ from typing import BinaryIO
 import numpy as np
 from safetensors.numpy import save, save_file
 
-from songrec.mpd import format_size, parse_size
+from songrec.mpd import configured_size, format_size
 
 FORMAT = "songrec-checkpoint"
 VERSION = 1
@@ -110,15 +110,7 @@ def checkpoint_name(source: CheckpointSource) -> str:
 
 def checkpoint_size_limit(value: int | None = None) -> int:
     """The limit in force: `value`, else $SONGREC_MAX_CHECKPOINT_SIZE, else DEFAULT_MAX_CHECKPOINT_SIZE."""
-    if value is not None:
-        return int(value)
-    configured = os.environ.get("SONGREC_MAX_CHECKPOINT_SIZE")
-    if not configured:
-        return DEFAULT_MAX_CHECKPOINT_SIZE
-    try:
-        return parse_size(configured)
-    except ValueError as exc:
-        raise ValueError(f"SONGREC_MAX_CHECKPOINT_SIZE: {exc}") from None
+    return configured_size(value, "SONGREC_MAX_CHECKPOINT_SIZE", DEFAULT_MAX_CHECKPOINT_SIZE)
 
 
 # --- writing ---------------------------------------------------------------------------------------

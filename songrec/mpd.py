@@ -226,19 +226,24 @@ def format_size(size: int) -> str:
     return f"{size} bytes"
 
 
-def file_size_limit(value: int | None = None) -> int:
-    """The limit in force: `value`, else $SONGREC_MAX_FILE_SIZE, else DEFAULT_MAX_FILE_SIZE."""
+def configured_size(value: int | None, variable: str, default: int) -> int:
+    """A size limit: `value` when given, else the environment variable (e.g. "512M"), else `default`."""
     if value is not None:
         if value <= 0:
-            raise ValueError(f"max_file_size must be more than 0 bytes, not {value}")
+            raise ValueError(f"a size limit must be more than 0 bytes, not {value}")
         return int(value)
-    configured = os.environ.get("SONGREC_MAX_FILE_SIZE")
+    configured = os.environ.get(variable)
     if not configured:
-        return DEFAULT_MAX_FILE_SIZE
+        return default
     try:
         return parse_size(configured)
     except ValueError as exc:
-        raise ValueError(f"SONGREC_MAX_FILE_SIZE: {exc}") from None
+        raise ValueError(f"{variable}: {exc}") from None
+
+
+def file_size_limit(value: int | None = None) -> int:
+    """The limit in force: `value`, else $SONGREC_MAX_FILE_SIZE, else DEFAULT_MAX_FILE_SIZE."""
+    return configured_size(value, "SONGREC_MAX_FILE_SIZE", DEFAULT_MAX_FILE_SIZE)
 
 
 def _too_big(name: str, what: str, limit: int) -> MPDFormatError:

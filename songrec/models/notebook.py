@@ -31,6 +31,7 @@ from torch import nn
 
 from songrec.corpus import Corpus
 from songrec.models.base import FitCallback, FitProgress, Recommender, Scores
+from songrec.models.network import MLP
 from songrec.settings import Settings, setting
 
 MIN_TRACKS = 30
@@ -83,23 +84,14 @@ class NotebookSettings(Settings):
     seed: int = setting(0, "Seeds the starting weights and the minibatch order", low=0)
 
 
-class _MLP(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 class NotebookNetwork(nn.Module):
     """The notebook's network: pooled embeddings, two residual MLPs, a head over the vocabulary."""
 
     def __init__(self, n_words: int, dim: int, hidden: int, tied: bool) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_words, dim)  # torch's default N(0, 1) start, as in the notebook
-        self.mlp_mean = _MLP(dim, hidden)
-        self.mlp_var = _MLP(dim, hidden)
+        self.mlp_mean = MLP(dim, hidden)
+        self.mlp_var = MLP(dim, hidden)
         self.head = None if tied else nn.Linear(dim, n_words)
         self.bias = nn.Parameter(torch.zeros(n_words)) if tied else None
 
