@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from songrec.explore import AS_WRITTEN, FIXED, WITH_FIXES
+
 SPOTIFY_GREEN = "#1DB954"
 DARK_GREY = "#535353"
 LIGHT_GREY = "#C8C8C8"
@@ -26,8 +28,12 @@ MODEL_COLOURS = {
     "hybrid": "#E8115B",
     "notebook": "#509BF5",
     "title": "#8C564B",
+    AS_WRITTEN: "#509BF5",
+    WITH_FIXES: "#FFC864",
+    FIXED: SPOTIFY_GREEN,
 }
-"""The models songrec ships, by registry name; grey for popularity, the floor every other model must clear."""
+"""The models songrec ships, by registry name (and the notebook replay's three, by label); grey for popularity,
+the floor every other model must clear."""
 
 OTHER_MODEL_COLOURS = ("#17BECF", "#BCBD22", "#E377C2", "#D62728", "#9467BD", "#FF7F0E", "#1F77B4", "#2CA02C")
 """For names outside MODEL_COLOURS, chosen by a hash of the name (see `model_colour`)."""
@@ -155,6 +161,32 @@ def training_history(history: Sequence[dict], model: str = "neural") -> alt.HCon
         .properties(title="Validation R-precision (held-out playlists)", height=240)
     )
     return alt.hconcat(loss, validation).resolve_scale(y="independent")
+
+
+def confidence_spread(confidences: pd.DataFrame, uniform: float, order: Sequence[str]) -> alt.LayerChart:
+    """The softmax confidence of each rank of the top 15, per model (`model`, `playlist`, `rank`,
+    `confidence`, from explore.collapse_report), on a log scale beside 1 / tracks: a collapsed model's
+    line lies flat on that floor, a working one starts well above it and falls."""
+    order = list(order)
+    colours = alt.Color("model:N", scale=model_scale(order), legend=alt.Legend(orient="bottom", title=None))
+    lines = (
+        alt.Chart(confidences)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("rank:O", title="rank in the top 15", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("confidence:Q", title="softmax confidence", scale=alt.Scale(type="log")),
+            color=colours,
+            strokeDash=alt.StrokeDash("playlist:N", legend=alt.Legend(orient="bottom", title="playlist")),
+            detail="playlist:N",
+            tooltip=["model:N", "playlist:N", "rank:O", alt.Tooltip("confidence:Q", format=".5f")],
+        )
+    )
+    floor = (
+        alt.Chart(pd.DataFrame({"uniform": [uniform], "label": ["1 / tracks: no preference at all"]}))
+        .mark_rule(color=DARK_GREY, strokeDash=[2, 2])
+        .encode(y="uniform:Q", tooltip=["label:N", alt.Tooltip("uniform:Q", format=".5f")])
+    )
+    return (lines + floor).properties(height=300)
 
 
 # --------------------------------------------------------------------------- evaluation
