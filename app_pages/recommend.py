@@ -46,12 +46,12 @@ REASON = st.column_config.TextColumn(
 
 def show_recommendations(table) -> None:
     config = {
-        "rank": st.column_config.NumberColumn("#", width="small"),
+        "rank": st.column_config.NumberColumn("#", width=40),
         "score": st.column_config.Column(
-            "score", width="small", help="The model's score; – for fill-ins (title model, popularity)."
+            "score", width=70, help="The model's score; – for fill-ins (title model, popularity)."
         ),
         "hit": st.column_config.TextColumn(
-            "held out", width="small", help="✓: one of the playlist's held-out tracks — a right guess."
+            "held out", width=70, help="✓: one of the playlist's held-out tracks — a right guess."
         ),
         "source": st.column_config.TextColumn(
             "from",
@@ -72,24 +72,27 @@ def show_recommendations(table) -> None:
 def exports(table, seeds, pid: int, name: str) -> None:
     """Download the recommendations as CSV, and the playlist continued by them as an MPD slice."""
     stem = f"songrec-{explore.file_stem(name)}-{models.models()[label].kind}"
-    c = st.columns([1, 1, 3])
+    c = st.columns(2)
     c[0].download_button(
-        "Recommendations (CSV)",
+        "Recommendations as CSV",
         explore.table_csv(table),
         file_name=f"{stem}.csv",
         mime="text/csv",
         on_click="ignore",
         icon=":material/download:",
         key="export_csv",
+        width="stretch",
+        help="The table above: rank, track, artist, score, reason and Spotify URI per recommendation.",
     )
     c[1].download_button(
-        "Playlist + recommendations (MPD JSON)",
+        "Playlist as MPD JSON",
         explore.playlist_slice(corpus, seeds, table, title=name, pid=pid, model_name=label),
         file_name=f"{stem}.json",
         mime="application/json",
         on_click="ignore",
         icon=":material/download:",
         key="export_slice",
+        width="stretch",
         help="The seeds, then the recommendations in rank order, as a one-playlist slice of the Million Playlist "
         "Dataset's format: any MPD tool reads it, and so does songrec (Dataset page, Upload slices).",
     )
@@ -116,9 +119,8 @@ def compare(seeds, title: str | None, truth=None) -> None:
         "rank": st.column_config.NumberColumn("#", width="small"),
         "hit": st.column_config.TextColumn("held out", width="small"),
         "in both": st.column_config.TextColumn("both", width="small"),
-        "reason": REASON,
     }
-    columns = [c for c in ["rank", "in both", "hit", "track", "artist", "reason"] if c in both.left]
+    columns = [c for c in ["rank", "in both", "hit", "track", "artist"] if c in both.left]
     for column, (name, side) in zip(st.columns(2), [(label, both.left), (other, both.right)], strict=True):
         with column:
             st.markdown(f"**{name}**")
@@ -178,9 +180,7 @@ if mode == "From the dataset":
         help="Share of the held-out tracks found among the first |held-out| recommendations "
         "(only the shown list counts).",
     )
-    left, right = st.columns([9, 11])
-    with left:
-        st.markdown(f"**Seeds** ({len(seeds)}) and held-out tracks ({len(truth)})")
+    with st.expander(f"Seeds ({len(seeds)}) and held-out tracks ({len(truth)}) — ✓ green: found in the top list"):
         playlist = explore.tracks_table(corpus, corpus.playlist_tracks(row))[["#", "track", "artist"]]
         playlist.insert(1, "role", ["seed" if i < n_seeds else "held out" for i in range(len(playlist))])
         found_ids = set(table.loc[table["hit"], "id"].tolist())
@@ -188,15 +188,16 @@ if mode == "From the dataset":
         st.dataframe(
             widgets.marked(playlist, "found"),
             hide_index=True,
-            height=table_height(int(top_n)),
+            height=table_height(len(playlist)),
             column_config={
-                "found": st.column_config.TextColumn("✓", width="small", help="Recommended in the top list.")
+                "#": st.column_config.NumberColumn("#", width=40),
+                "role": st.column_config.TextColumn("role", width=80),
+                "found": st.column_config.TextColumn("✓", width=40, help="Recommended in the top list."),
             },
         )
-    with right:
-        st.markdown(f"**Top {int(top_n)} from {label}** — ✓ green: a held-out track of the playlist, found")
-        show_recommendations(table)
-        exports(table, seeds, int(corpus.playlists["pid"].iat[row]), str(corpus.playlists["name"].iat[row]))
+    st.markdown(f"**Top {int(top_n)} from {label}** — ✓ green: a held-out track of the playlist, found")
+    show_recommendations(table)
+    exports(table, seeds, int(corpus.playlists["pid"].iat[row]), str(corpus.playlists["name"].iat[row]))
     compare(seeds, title, truth)
 
 else:
@@ -224,18 +225,15 @@ else:
         st.info("Give a title, some tracks, or both.")
         st.stop()
     table = explore.recommendation_table(model, corpus, chosen, title.strip() or None, int(top_n))
-    left, right = st.columns([9, 11])
-    with left:
-        st.markdown(
-            f"**Your playlist** ({len(chosen)} track{'s' if len(chosen) != 1 else ''})"
-            + (f" — “{title.strip()}”" if title.strip() else "")
-        )
-        if not chosen:
-            st.caption("Title only: the tracks come from training playlists with the same name or its words.")
-        else:
+    described = f"Your playlist ({len(chosen)} track{'s' if len(chosen) != 1 else ''})" + (
+        f" — “{title.strip()}”" if title.strip() else ""
+    )
+    if not chosen:
+        st.caption("Title only: the tracks come from training playlists with the same name or its words.")
+    else:
+        with st.expander(described):
             st.dataframe(explore.tracks_table(corpus, chosen)[["#", "track", "artist", "playlists"]], hide_index=True)
-    with right:
-        st.markdown(f"**Top {int(top_n)} from {label}**")
-        show_recommendations(table)
-        exports(table, chosen, 0, title.strip() or "my playlist")
+    st.markdown(f"**Top {int(top_n)} from {label}** for {described[0].lower()}{described[1:]}")
+    show_recommendations(table)
+    exports(table, chosen, 0, title.strip() or "my playlist")
     compare(chosen, title.strip() or None)

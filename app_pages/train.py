@@ -136,6 +136,8 @@ for column, (number, cause) in zip(st.columns(len(causes)), enumerate(causes, 1)
     with column:
         st.markdown(f"**{number}. {cause.title}**")
         st.caption(notebook.first_sentence(cause.why))
+for column, cause in zip(st.columns(len(causes)), causes, strict=True):  # a row of their own: aligned
+    with column:
         if st.toggle("Fix it", value=cause.key in saved_fixes, key=f"notebook_fix.{cause.key}", help=cause.why):
             fixes.append(cause.key)
 if st.button("Train the notebook and the fixed model", type="primary", disabled=replaying, key="notebook_replay"):
@@ -188,13 +190,14 @@ def replay_view(polling: bool) -> None:
                 f"{row.r_precision:.3f}",
                 delta=None if first else f"{row.r_precision - written['r_precision']:+.3f}",
             )
-            m[2].metric("Overlap", f"{row.overlap} of 15", help="Tracks in both the country and the Christmas top 15.")
+            m[2].metric("Overlap", f"{row.overlap}/15", help="Tracks in both the country and the Christmas top 15.")
+            top = report.lists[row.model]
             st.dataframe(
-                widgets.marked(
-                    report.lists[row.model][["rank", "country track", "christmas track", "in both"]], "in both"
-                ),
+                widgets.marked(top[["rank", "country track", "christmas track", "in both"]], "in both"),
                 hide_index=True,
-                column_config={"rank": st.column_config.NumberColumn("#", width="small")},
+                column_order=["rank", "country track", "christmas track"],  # in both: the green rows
+                column_config={"rank": st.column_config.NumberColumn("#", width=40)},
+                height=38 + 35 * len(top),
             )
     st.markdown("**How sure each model is of its top 15**")
     st.altair_chart(

@@ -28,12 +28,12 @@ MODEL_COLOURS = {
     "hybrid": "#E8115B",
     "notebook": "#509BF5",
     "title": "#8C564B",
-    AS_WRITTEN: "#509BF5",
-    WITH_FIXES: "#FFC864",
-    FIXED: SPOTIFY_GREEN,
 }
-"""The models songrec ships, by registry name (and the notebook replay's three, by label); grey for popularity,
-the floor every other model must clear."""
+"""The models songrec ships, by registry name; grey for popularity, the floor every other model must clear."""
+
+REPLAY_COLOURS = {AS_WRITTEN: MODEL_COLOURS["notebook"], WITH_FIXES: "#FFC864", FIXED: MODEL_COLOURS["neural"]}
+"""The Train page's notebook replay, by label: as written is the notebook model and the fixed one the neural
+model, in their own colours; the notebook with fixes in a colour of its own."""
 
 OTHER_MODEL_COLOURS = ("#17BECF", "#BCBD22", "#E377C2", "#D62728", "#9467BD", "#FF7F0E", "#1F77B4", "#2CA02C")
 """For names outside MODEL_COLOURS, chosen by a hash of the name (see `model_colour`)."""
@@ -66,6 +66,8 @@ def model_colour(name: str) -> str:
     """The colour of a model on every page: fixed for the shipped models, a stable hash of the name otherwise."""
     if name in MODEL_COLOURS:
         return MODEL_COLOURS[name]
+    if name in REPLAY_COLOURS:
+        return REPLAY_COLOURS[name]
     if name == BASE_RATE:
         return LIGHT_GREY
     return _hashed(name, OTHER_MODEL_COLOURS)
@@ -176,7 +178,10 @@ def confidence_spread(confidences: pd.DataFrame, uniform: float, order: Sequence
             x=alt.X("rank:O", title="rank in the top 15", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("confidence:Q", title="softmax confidence", scale=alt.Scale(type="log")),
             color=colours,
-            strokeDash=alt.StrokeDash("playlist:N", legend=alt.Legend(orient="bottom", title="playlist")),
+            strokeDash=alt.StrokeDash(
+                "playlist:N",
+                legend=alt.Legend(orient="bottom", title="playlist", symbolType="stroke", symbolStrokeColor=DARK_GREY),
+            ),
             detail="playlist:N",
             tooltip=["model:N", "playlist:N", "rank:O", alt.Tooltip("confidence:Q", format=".5f")],
         )
