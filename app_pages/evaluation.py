@@ -24,8 +24,9 @@ widgets.page_header(
 corpus, ref = datasets.corpus(), datasets.dataset()
 user = session.current()
 stored = user.results
+# Smaller than the CLI's (all held-out playlists, 30 epochs), so a first evaluation in the app takes seconds.
+# (A comment, not a docstring: Streamlit's magic would draw a bare string on the page.)
 APP_DEFAULTS = {"test_share": 0.2, "max_cases": 500, "epochs": 10, "models": ["neural", "popularity", "itemknn"]}
-"""Smaller than the CLI's (all held-out playlists, 30 epochs), so a first evaluation in the app takes seconds."""
 last = {**APP_DEFAULTS, **user.settings.get("evaluation", {})}
 epochs_spec = next(s for s in specs(TrainSettings) if s.name == "epochs")
 

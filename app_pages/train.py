@@ -183,7 +183,7 @@ def replay_view(polling: bool) -> None:
                 "Coverage",
                 widgets.percent(row.coverage),
                 delta=None if first else f"{100 * (row.coverage - written['coverage']):+.1f} pts",
-                help=explore.METRIC_LABELS["coverage"] + ", of 15 per held-out playlist.",
+                help="Distinct tracks in all the top 15 lists, divided by 15 × held-out playlists.",
             )
             m[1].metric(
                 "R-precision",
@@ -205,7 +205,8 @@ def replay_view(polling: bool) -> None:
         width="stretch",
     )
     st.caption(
-        "The softmax probability of each recommended track (log scale), for both playlists; the dotted line is "
+        "The softmax probability of each recommended track (log scale): solid lines for the country playlist, "
+        "dashed for the Christmas one; the dotted line is "
         "1 / tracks, a model with no preference at all. A spread close to zero is the collapse: every track "
         "about as likely as any other, so nothing the playlist holds decides what comes first."
     )

@@ -178,9 +178,8 @@ def confidence_spread(confidences: pd.DataFrame, uniform: float, order: Sequence
             x=alt.X("rank:O", title="rank in the top 15", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("confidence:Q", title="softmax confidence", scale=alt.Scale(type="log")),
             color=colours,
-            strokeDash=alt.StrokeDash(
-                "playlist:N",
-                legend=alt.Legend(orient="bottom", title="playlist", symbolType="stroke", symbolStrokeColor=DARK_GREY),
+            strokeDash=alt.StrokeDash(  # solid: the country playlist, dashed: the Christmas one
+                "playlist:N", scale=alt.Scale(domain=["country", "christmas"], range=[[1, 0], [5, 3]]), legend=None
             ),
             detail="playlist:N",
             tooltip=["model:N", "playlist:N", "rank:O", alt.Tooltip("confidence:Q", format=".5f")],

@@ -185,7 +185,7 @@ METRIC_LABELS = {
     "ndcg": "NDCG",
     "clicks": "Clicks (lower is better)",
     "hit_at_15": "Hit@15",
-    "coverage": "Coverage (distinct tracks in the top 15s)",
+    "coverage": "Coverage (top 15s)",
 }
 
 

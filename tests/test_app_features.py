@@ -69,6 +69,10 @@ def test_the_notebook_section_trains_as_written_beside_the_fix_and_a_toggle_chan
     metrics = [m.label for m in app.metric]
     assert metrics.count("Coverage") == 2 and metrics.count("R-precision") == 2 and metrics.count("Overlap") == 2
     assert len(app.get("vega_lite_chart")) >= 1  # the spread of the top-15 confidences
+    confidences = runs[0].report.confidences
+    assert len(confidences) == 2 * 2 * 15  # two models, two playlists, ranks 1-15
+    for _, one in confidences.groupby(["model", "playlist"]):
+        assert one["rank"].tolist() == list(range(1, 16)) and one["confidence"].is_monotonic_decreasing
     lists = [d.value for d in app.dataframe if "country track" in d.value.columns]
     assert len(lists) == 2 and all(len(frame) == 15 for frame in lists)
 
@@ -176,3 +180,8 @@ def test_evaluation_shows_coverage_for_every_model_and_offers_the_notebook(app: 
     assert not app.exception
     per_category = app.dataframe[1].value
     assert set(per_category.columns) >= {"category", "notebook", "popularity"}
+
+
+def test_export_file_names_are_safe() -> None:
+    assert explore.file_stem("Christmas Songs 🎄 / 2017!") == "christmas-songs-2017"
+    assert explore.file_stem("///") == "playlist"
