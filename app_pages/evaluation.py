@@ -17,14 +17,16 @@ widgets.page_header(
     "Evaluation",
     "A share of the playlists is held out; every model is fitted on the rest and then continues each held-out "
     "playlist from its title and/or first tracks (the ten RecSys Challenge 2018 categories). R-precision and NDCG: "
-    "higher is better; clicks (pages of ten before the first right track): lower is better.",
+    "higher is better; clicks (pages of ten before the first right track): lower is better; coverage: the share of "
+    "distinct tracks in all the top 15s (low when every playlist gets the same songs).",
 )
 
 corpus, ref = datasets.corpus(), datasets.dataset()
 user = session.current()
 stored = user.results
+# Smaller than the CLI's (all held-out playlists, 30 epochs), so a first evaluation in the app takes seconds.
+# (A comment, not a docstring: Streamlit's magic would draw a bare string on the page.)
 APP_DEFAULTS = {"test_share": 0.2, "max_cases": 500, "epochs": 10, "models": ["neural", "popularity", "itemknn"]}
-"""Smaller than the CLI's (all held-out playlists, 30 epochs), so a first evaluation in the app takes seconds."""
 last = {**APP_DEFAULTS, **user.settings.get("evaluation", {})}
 epochs_spec = next(s for s in specs(TrainSettings) if s.name == "epochs")
 
@@ -120,18 +122,24 @@ st.dataframe(
         "clicks": st.column_config.NumberColumn("clicks ↓", format="%.2f"),
         "r_precision_tracks": st.column_config.NumberColumn("R-precision (tracks)", format="%.4f"),
         "hit_at_15": st.column_config.NumberColumn("hit@15", format="%.3f"),
+        "coverage": st.column_config.NumberColumn(
+            "coverage",
+            format="percent",
+            help="Distinct tracks in all the top 15 lists, divided by 15 × held-out playlists: low when a model "
+            "recommends the same songs to everyone.",
+        ),
         "fit seconds": st.column_config.NumberColumn("fit s", format="%.1f"),
     },
 )
 order = overall["model"].tolist()
-for column, metric in zip(st.columns(3), ["r_precision", "ndcg", "clicks"], strict=True):
+for column, metric in zip(st.columns(4), ["r_precision", "ndcg", "clicks", "coverage"], strict=True):
     with column:
         st.altair_chart(charts.metric_bars(overall, metric, explore.METRIC_LABELS[metric]), width="stretch")
 
 st.subheader("Per category")
 metric = st.segmented_control(
     "Metric",
-    ["r_precision", "ndcg", "clicks"],
+    ["r_precision", "ndcg", "clicks", "coverage"],
     default="r_precision",
     required=True,
     format_func=explore.METRIC_LABELS.get,

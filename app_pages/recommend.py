@@ -39,14 +39,19 @@ def table_height(rows: int) -> int:
     return min(38 + 35 * rows, 760)
 
 
+REASON = st.column_config.TextColumn(
+    "Why this song", help="The seeds this track shares most playlists with (or what the model itself says)."
+)
+
+
 def show_recommendations(table) -> None:
     config = {
-        "rank": st.column_config.NumberColumn("#", width="small"),
+        "rank": st.column_config.NumberColumn("#", width=40),
         "score": st.column_config.Column(
-            "score", width="small", help="The model's score; – for fill-ins (title model, popularity)."
+            "score", width=70, help="The model's score; – for fill-ins (title model, popularity)."
         ),
         "hit": st.column_config.TextColumn(
-            "held out", width="small", help="✓: one of the playlist's held-out tracks — a right guess."
+            "held out", width=70, help="✓: one of the playlist's held-out tracks — a right guess."
         ),
         "source": st.column_config.TextColumn(
             "from",
@@ -56,11 +61,75 @@ def show_recommendations(table) -> None:
         ),
         "track": st.column_config.TextColumn("track"),
         "artist": st.column_config.TextColumn("artist"),
+        "reason": REASON,
     }
     first = ["rank", "hit", "score"] if "hit" in table else ["rank", "score"]
-    shown = table[first + ["track", "artist", "source"]]
+    shown = table[first + ["track", "artist", "reason", "source"]]
     styled = widgets.marked(shown, "hit" if "hit" in shown else None, formats={"score": "{:.4f}"})
     st.dataframe(styled, hide_index=True, column_config=config, height=table_height(len(shown)))
+
+
+def exports(table, seeds, pid: int, name: str) -> None:
+    """Download the recommendations as CSV, and the playlist continued by them as an MPD slice."""
+    stem = f"songrec-{explore.file_stem(name)}-{models.models()[label].kind}"
+    c = st.columns(2)
+    c[0].download_button(
+        "Recommendations as CSV",
+        explore.table_csv(table),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key="export_csv",
+        width="stretch",
+        help="The table above: rank, track, artist, score, reason and Spotify URI per recommendation.",
+    )
+    c[1].download_button(
+        "Playlist as MPD JSON",
+        explore.playlist_slice(corpus, seeds, table, title=name, pid=pid, model_name=label),
+        file_name=f"{stem}.json",
+        mime="application/json",
+        on_click="ignore",
+        icon=":material/download:",
+        key="export_slice",
+        width="stretch",
+        help="The seeds, then the recommendations in rank order, as a one-playlist slice of the Million Playlist "
+        "Dataset's format: any MPD tool reads it, and so does songrec (Dataset page, Upload slices).",
+    )
+
+
+def compare(seeds, title: str | None, truth=None) -> None:
+    """Two models, one playlist: a second model's list beside the first for the same seeds."""
+    st.subheader("Two models, one playlist")
+    others = [other for other in models.ordered_labels() if other != label]
+    if not others:
+        st.caption("Fit or train a second model (Train page) to see its list beside this one.")
+        return
+    other = st.selectbox("Second model", others, format_func=models.describer(), key="compare_model")
+    both = explore.side_by_side(model, models.usable_models()[other], corpus, seeds, title, int(top_n), truth)
+    m = st.columns(4)
+    m[0].metric("In both lists", f"{both.shared} of {int(top_n)}")
+    if both.hits is not None:
+        m[1].metric(f"Held out found by {label}", both.hits[0])
+        m[2].metric(f"Held out found by {other}", both.hits[1])
+    st.caption(
+        "Green: in both lists" + ("; ✓ held out: one of the playlist's held-out tracks." if truth is not None else ".")
+    )
+    config = {
+        "rank": st.column_config.NumberColumn("#", width="small"),
+        "hit": st.column_config.TextColumn("held out", width="small"),
+        "in both": st.column_config.TextColumn("both", width="small"),
+    }
+    columns = [c for c in ["rank", "in both", "hit", "track", "artist"] if c in both.left]
+    for column, (name, side) in zip(st.columns(2), [(label, both.left), (other, both.right)], strict=True):
+        with column:
+            st.markdown(f"**{name}**")
+            st.dataframe(
+                widgets.marked(side[columns], "in both", checks=["hit"]),
+                hide_index=True,
+                column_config=config,
+                height=table_height(len(side)),
+            )
 
 
 if mode == "From the dataset":
@@ -111,9 +180,7 @@ if mode == "From the dataset":
         help="Share of the held-out tracks found among the first |held-out| recommendations "
         "(only the shown list counts).",
     )
-    left, right = st.columns([9, 11])
-    with left:
-        st.markdown(f"**Seeds** ({len(seeds)}) and held-out tracks ({len(truth)})")
+    with st.expander(f"Seeds ({len(seeds)}) and held-out tracks ({len(truth)}) — ✓ green: found in the top list"):
         playlist = explore.tracks_table(corpus, corpus.playlist_tracks(row))[["#", "track", "artist"]]
         playlist.insert(1, "role", ["seed" if i < n_seeds else "held out" for i in range(len(playlist))])
         found_ids = set(table.loc[table["hit"], "id"].tolist())
@@ -121,14 +188,17 @@ if mode == "From the dataset":
         st.dataframe(
             widgets.marked(playlist, "found"),
             hide_index=True,
-            height=table_height(int(top_n)),
+            height=table_height(len(playlist)),
             column_config={
-                "found": st.column_config.TextColumn("✓", width="small", help="Recommended in the top list.")
+                "#": st.column_config.NumberColumn("#", width=40),
+                "role": st.column_config.TextColumn("role", width=80),
+                "found": st.column_config.TextColumn("✓", width=40, help="Recommended in the top list."),
             },
         )
-    with right:
-        st.markdown(f"**Top {int(top_n)} from {label}** — ✓ green: a held-out track of the playlist, found")
-        show_recommendations(table)
+    st.markdown(f"**Top {int(top_n)} from {label}** — ✓ green: a held-out track of the playlist, found")
+    show_recommendations(table)
+    exports(table, seeds, int(corpus.playlists["pid"].iat[row]), str(corpus.playlists["name"].iat[row]))
+    compare(seeds, title, truth)
 
 else:
     key = datasets.dataset().key  # track ids mean nothing in another dataset
@@ -155,16 +225,15 @@ else:
         st.info("Give a title, some tracks, or both.")
         st.stop()
     table = explore.recommendation_table(model, corpus, chosen, title.strip() or None, int(top_n))
-    left, right = st.columns([9, 11])
-    with left:
-        st.markdown(
-            f"**Your playlist** ({len(chosen)} track{'s' if len(chosen) != 1 else ''})"
-            + (f" — “{title.strip()}”" if title.strip() else "")
-        )
-        if not chosen:
-            st.caption("Title only: the tracks come from training playlists with the same name or its words.")
-        else:
+    described = f"Your playlist ({len(chosen)} track{'s' if len(chosen) != 1 else ''})" + (
+        f" — “{title.strip()}”" if title.strip() else ""
+    )
+    if not chosen:
+        st.caption("Title only: the tracks come from training playlists with the same name or its words.")
+    else:
+        with st.expander(described):
             st.dataframe(explore.tracks_table(corpus, chosen)[["#", "track", "artist", "playlists"]], hide_index=True)
-    with right:
-        st.markdown(f"**Top {int(top_n)} from {label}**")
-        show_recommendations(table)
+    st.markdown(f"**Top {int(top_n)} from {label}** for {described[0].lower()}{described[1:]}")
+    show_recommendations(table)
+    exports(table, chosen, 0, title.strip() or "my playlist")
+    compare(chosen, title.strip() or None)

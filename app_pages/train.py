@@ -3,15 +3,17 @@
 import pandas as pd
 import streamlit as st
 
-from songrec import charts
+from songrec import charts, explore
 from songrec.models import model_names
 from songrec.settings import SettingError
-from songrec.ui import datasets, models, training, widgets
+from songrec.ui import datasets, models, notebook, training, widgets
+from songrec.ui.jobs import ordinal
 
 widgets.page_header(
     "Train",
     "Fit the neural model with the notebook's settings (and a few more), or the baselines it has to beat. Training "
-    "runs in the background: you can watch it here, stop it, use other pages, or reload the page and come back.",
+    "runs in the background: you can watch it here, stop it, use other pages, or reload the page and come back. "
+    "At the bottom, the student notebook's model trained as written, beside the fix.",
 )
 
 corpus = datasets.corpus()
@@ -116,6 +118,114 @@ for column, kind in zip(st.columns(max(len(kinds), 1)), kinds, strict=False):
                 st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
         if entry:
             st.caption(f"fitted in {entry.seconds:.1f} s")
+
+# --------------------------------------------------------------------------- the notebook, as written
+st.subheader("The notebook, as written")
+st.caption(
+    "The student notebook this project grew from recommended nearly the same songs for every playlist. Here its "
+    "model is trained exactly as written, beside songrec's fixed model on the same playlists "
+    f"({notebook.TEST_SHARE:.0%} held out to measure coverage and R-precision). Switch fixes on and train again "
+    "to watch what each one changes."
+)
+replay = notebook.replay_job()
+replaying = replay is not None and replay.running
+saved_fixes = notebook.saved_fixes()
+fixes = []
+causes = explore.NOTEBOOK_CAUSES
+for column, (number, cause) in zip(st.columns(len(causes)), enumerate(causes, 1), strict=True):
+    with column:
+        st.markdown(f"**{number}. {cause.title}**")
+        st.caption(notebook.first_sentence(cause.why))
+for column, cause in zip(st.columns(len(causes)), causes, strict=True):  # a row of their own: aligned
+    with column:
+        if st.toggle("Fix it", value=cause.key in saved_fixes, key=f"notebook_fix.{cause.key}", help=cause.why):
+            fixes.append(cause.key)
+if st.button("Train the notebook and the fixed model", type="primary", disabled=replaying, key="notebook_replay"):
+    notebook.start_replay(fixes)
+    st.rerun()
+
+
+@st.fragment(run_every=1.0 if replaying else None)
+def replay_view(polling: bool) -> None:
+    job = notebook.replay_job()
+    status = job.status if job is not None else None
+    if status in ("queued", "running"):
+        place = job.place
+        st.progress(
+            job.fraction, text=f"waiting: {ordinal(place)} in line" if place else getattr(job.last, "label", "starting")
+        )
+        if st.button("Stop", icon=":material/stop_circle:", disabled=job.stopping, key="notebook_stop"):
+            job.stop()
+    elif polling:
+        st.rerun()
+    elif status == "failed":
+        st.error(f"The replay failed — {job.error}")
+    run = notebook.last_run()
+    if run is None:
+        if status not in ("queued", "running"):
+            st.info("Press **Train the notebook and the fixed model** (seconds on the demo data).")
+        return
+    report = run.report
+    summary = report.summary
+    country, christmas = report.playlists
+    st.markdown(
+        f"Fixes on: **{notebook.cause_titles(run.fixes)}** (trained and measured in {run.seconds:.0f} s). "
+        f"Top 15 of the country playlist **{country}** and the Christmas playlist **{christmas}**, "
+        "each given its first 20 tracks; ✓ green: in both lists."
+    )
+    written = summary.iloc[0]
+    for column, row in zip(st.columns(len(summary)), summary.itertuples(), strict=True):
+        with column:
+            st.markdown(f"**{row.model}**")
+            first = row.model == written["model"]
+            m = st.columns(3)
+            m[0].metric(
+                "Coverage",
+                widgets.percent(row.coverage),
+                delta=None if first else f"{100 * (row.coverage - written['coverage']):+.1f} pts",
+                help="Distinct tracks in all the top 15 lists, divided by 15 × held-out playlists.",
+            )
+            m[1].metric(
+                "R-precision",
+                f"{row.r_precision:.3f}",
+                delta=None if first else f"{row.r_precision - written['r_precision']:+.3f}",
+            )
+            m[2].metric("Overlap", f"{row.overlap}/15", help="Tracks in both the country and the Christmas top 15.")
+            top = report.lists[row.model]
+            st.dataframe(
+                widgets.marked(top[["rank", "country track", "christmas track", "in both"]], "in both"),
+                hide_index=True,
+                column_order=["rank", "country track", "christmas track"],  # in both: the green rows
+                column_config={"rank": st.column_config.NumberColumn("#", width=40)},
+                height=38 + 35 * len(top),
+            )
+    st.markdown("**How sure each model is of its top 15**")
+    st.altair_chart(
+        charts.confidence_spread(report.confidences, float(summary["uniform"].max()), summary["model"].tolist()),
+        width="stretch",
+    )
+    st.caption(
+        "The softmax probability of each recommended track (log scale): solid lines for the country playlist, "
+        "dashed for the Christmas one; the dotted line is "
+        "1 / tracks, a model with no preference at all. A spread close to zero is the collapse: every track "
+        "about as likely as any other, so nothing the playlist holds decides what comes first."
+    )
+    runs = notebook.runs_here()
+    if len(runs) > 1:
+        st.markdown("**Runs so far**: the notebook (with the fixes of each run) beside the fixed model")
+        st.dataframe(
+            notebook.runs_table(runs),
+            hide_index=True,
+            column_config={
+                "coverage": st.column_config.NumberColumn(format="percent"),
+                "fixed model's coverage": st.column_config.NumberColumn(format="percent"),
+                "R-precision": st.column_config.NumberColumn(format="%.3f"),
+                "fixed model's R-precision": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
+
+
+replay_view(replaying)
 
 # --------------------------------------------------------------------------- checkpoints
 st.subheader("Checkpoints")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from songrec.explore import AS_WRITTEN, FIXED, WITH_FIXES
+
 SPOTIFY_GREEN = "#1DB954"
 DARK_GREY = "#535353"
 LIGHT_GREY = "#C8C8C8"
@@ -28,6 +30,10 @@ MODEL_COLOURS = {
     "title": "#8C564B",
 }
 """The models songrec ships, by registry name; grey for popularity, the floor every other model must clear."""
+
+REPLAY_COLOURS = {AS_WRITTEN: MODEL_COLOURS["notebook"], WITH_FIXES: "#FFC864", FIXED: MODEL_COLOURS["neural"]}
+"""The Train page's notebook replay, by label: as written is the notebook model and the fixed one the neural
+model, in their own colours; the notebook with fixes in a colour of its own."""
 
 OTHER_MODEL_COLOURS = ("#17BECF", "#BCBD22", "#E377C2", "#D62728", "#9467BD", "#FF7F0E", "#1F77B4", "#2CA02C")
 """For names outside MODEL_COLOURS, chosen by a hash of the name (see `model_colour`)."""
@@ -60,6 +66,8 @@ def model_colour(name: str) -> str:
     """The colour of a model on every page: fixed for the shipped models, a stable hash of the name otherwise."""
     if name in MODEL_COLOURS:
         return MODEL_COLOURS[name]
+    if name in REPLAY_COLOURS:
+        return REPLAY_COLOURS[name]
     if name == BASE_RATE:
         return LIGHT_GREY
     return _hashed(name, OTHER_MODEL_COLOURS)
@@ -155,6 +163,34 @@ def training_history(history: Sequence[dict], model: str = "neural") -> alt.HCon
         .properties(title="Validation R-precision (held-out playlists)", height=240)
     )
     return alt.hconcat(loss, validation).resolve_scale(y="independent")
+
+
+def confidence_spread(confidences: pd.DataFrame, uniform: float, order: Sequence[str]) -> alt.LayerChart:
+    """The softmax confidence of each rank of the top 15, per model (`model`, `playlist`, `rank`,
+    `confidence`, from explore.collapse_report), on a log scale beside 1 / tracks: a collapsed model's
+    line lies flat on that floor, a working one starts well above it and falls."""
+    order = list(order)
+    colours = alt.Color("model:N", scale=model_scale(order), legend=alt.Legend(orient="bottom", title=None))
+    lines = (
+        alt.Chart(confidences)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("rank:O", title="rank in the top 15", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("confidence:Q", title="softmax confidence", scale=alt.Scale(type="log")),
+            color=colours,
+            strokeDash=alt.StrokeDash(  # solid: the country playlist, dashed: the Christmas one
+                "playlist:N", scale=alt.Scale(domain=["country", "christmas"], range=[[1, 0], [5, 3]]), legend=None
+            ),
+            detail="playlist:N",
+            tooltip=["model:N", "playlist:N", "rank:O", alt.Tooltip("confidence:Q", format=".5f")],
+        )
+    )
+    floor = (
+        alt.Chart(pd.DataFrame({"uniform": [uniform], "label": ["1 / tracks: no preference at all"]}))
+        .mark_rule(color=DARK_GREY, strokeDash=[2, 2])
+        .encode(y="uniform:Q", tooltip=["label:N", alt.Tooltip("uniform:Q", format=".5f")])
+    )
+    return (lines + floor).properties(height=300)
 
 
 # --------------------------------------------------------------------------- evaluation

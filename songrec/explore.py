@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,16 @@ from songrec.metrics import Evaluation, evaluate_model, ndcg, r_precision
 from songrec.models.base import Recommender, co_occurrence_reasons
 from songrec.protocol import CATEGORY_NAMES, make_cases
 
-FOLLOWER_BUCKETS = ((0, 1, "1"), (1, 2, "2"), (2, 5, "3–5"), (5, 10, "6–10"), (10, 100, "11–100"),
-                    (100, 1_000, "101–1k"), (1_000, 10_000, "1k–10k"), (10_000, np.inf, "10k+"))
+FOLLOWER_BUCKETS = (
+    (0, 1, "1"),
+    (1, 2, "2"),
+    (2, 5, "3–5"),
+    (5, 10, "6–10"),
+    (10, 100, "11–100"),
+    (100, 1_000, "101–1k"),
+    (1_000, 10_000, "1k–10k"),
+    (10_000, np.inf, "10k+"),
+)
 """(above, up to and including, label) follower buckets, on a log-like scale."""
 
 
@@ -177,7 +185,7 @@ METRIC_LABELS = {
     "ndcg": "NDCG",
     "clicks": "Clicks (lower is better)",
     "hit_at_15": "Hit@15",
-    "coverage": "Coverage (distinct tracks in the top 15s)",
+    "coverage": "Coverage (top 15s)",
 }
 
 
@@ -285,6 +293,13 @@ def side_by_side(
 
 
 # --- exports --------------------------------------------------------------------------------------------------
+
+
+def file_stem(name: str, most: int = 40) -> str:
+    """A playlist or model name as a safe file-name part: lower-case letters, digits and dashes."""
+    stem = "-".join("".join(ch if ch.isascii() and ch.isalnum() else " " for ch in name.lower()).split())
+    return stem[:most].strip("-") or "playlist"
+
 
 EXPORT_COLUMNS = ("rank", "hit", "track", "artist", "score", "reason", "source", "uri")
 
@@ -428,6 +443,10 @@ class CollapseReport:
     """Per model: rank, the country playlist's top 15 (track, artist), the Christmas one's, in both."""
     playlists: tuple[str, str]
     """Names of the country and the Christmas playlist compared."""
+    confidences: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["model", "playlist", "rank", "confidence"])
+    )
+    """Per model and playlist (country, christmas), the softmax confidence of each of its top n."""
 
 
 def collapse_report(
@@ -444,12 +463,14 @@ def collapse_report(
     country, christmas = genre_pair(corpus, n_seeds)
     seeds = [corpus.playlist_tracks(r)[:n_seeds].astype(np.int64) for r in (country, christmas)]
     both = np.concatenate(seeds)
-    rows, lists = [], {}
+    rows, lists, spread = [], {}, []
     for name, model in models.items():
         evaluation = evaluate_model(model, cases, corpus.track_artist)
         tops = [model.recommend(s, None, n, exclude=both)[0] for s in seeds]
         shared = np.intersect1d(tops[0], tops[1])
         confidences = [top_confidences(model, s, n) for s in seeds]
+        for genre, values in zip(("country", "christmas"), confidences, strict=True):
+            spread += [(name, genre, rank, float(v)) for rank, v in enumerate(values, start=1)]
         top = float(np.mean([c[0] for c in confidences if len(c)])) if any(len(c) for c in confidences) else np.nan
         last = float(np.mean([c[-1] for c in confidences if len(c)])) if any(len(c) for c in confidences) else np.nan
         rows.append(
@@ -479,7 +500,8 @@ def collapse_report(
             }
         )
     names = tuple(str(corpus.playlists["name"].iat[r]) for r in (country, christmas))
-    return CollapseReport(pd.DataFrame(rows), lists, names)
+    confidences = pd.DataFrame(spread, columns=["model", "playlist", "rank", "confidence"])
+    return CollapseReport(pd.DataFrame(rows), lists, names, confidences)
 
 
 def replay_notebook(

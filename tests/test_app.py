@@ -241,7 +241,7 @@ def test_evaluation_compares_models(app: AppTest) -> None:
     overall = app.dataframe[0].value
     assert overall["model"].tolist() == ["popularity", "itemknn"]
     assert (overall["cases"] == 60).all()
-    assert len(app.get("vega_lite_chart")) == 4  # three overall metrics, one per category
+    assert len(app.get("vega_lite_chart")) == 5  # four overall metrics (coverage among them), one per category
     app.segmented_control(key="eval_metric").set_value("clicks").run()
     assert not app.exception
 

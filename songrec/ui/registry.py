@@ -41,6 +41,8 @@ class UserSession:
     """Fitted, trained or uploaded models by label (`songrec.ui.models.ModelEntry`)."""
     train_job: Any = None
     """The last training job (`songrec.ui.jobs.FitJob`), running, queued or ended."""
+    replay_job: Any = None
+    """The Train page's notebook replay (`songrec.ui.notebook`), a job on the same queue as training."""
     collected_job: Any = None
     """The ended job whose model was already added to `models` (collected once, whichever tab sees it first)."""
     settings: dict[str, dict] = field(default_factory=dict)
@@ -52,15 +54,14 @@ class UserSession:
 
     @property
     def busy(self) -> bool:
-        """A training job of this session is running or waiting for a slot."""
-        job = self.train_job
-        return job is not None and job.running
+        """A training job (or notebook replay) of this session is running or waiting for a slot."""
+        return any(job is not None and job.running for job in (self.train_job, self.replay_job))
 
     def close(self) -> None:
         """Stop what still runs for this session (it is being dropped)."""
-        job = self.train_job
-        if job is not None and job.running:
-            job.stop()
+        for job in (self.train_job, self.replay_job):
+            if job is not None and job.running:
+                job.stop()
 
 
 class SessionRegistry:

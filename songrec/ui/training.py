@@ -75,7 +75,7 @@ def start_training(values: dict[str, Any], train_corpus: Corpus) -> FitJob:
     DataSettings.build({k: v for k, v in values.items() if k in DataSettings.names()})
     model = make_model("neural", **{k: v for k, v in values.items() if k not in DataSettings.names()})
     with user.lock:
-        if user.busy:  # another tab of this session started one first
+        if user.train_job is not None and user.train_job.running:  # another tab of this session started one first
             return user.train_job
         user.settings[FORM] = dict(values)
         job = FitJob(model, train_corpus, "neural", meta={"dataset_key": dataset().key, "settings": dict(values)})

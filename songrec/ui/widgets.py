@@ -40,14 +40,16 @@ def sidebar() -> None:
             st.progress(job.fraction, text=f"Training the neural model — {job.describe()}")
 
 
-def marked(frame, column: str | None, mark: str = "✓", formats: dict | None = None):
+def marked(frame, column: str | None, mark: str = "✓", formats: dict | None = None, checks: Sequence[str] = ()):
     """A styled table: rows with a true `column` tinted green and that column shown as a ✓ mark.
 
-    `formats` ({column: "{:.4f}"}) format numbers; a missing value shows as "–".
+    `formats` ({column: "{:.4f}"}) format numbers; a missing value shows as "–". `checks` name more
+    true/false columns shown as ✓ marks, without a tint.
     """
     frame = frame.reset_index(drop=True)
     flags = frame[column].astype(bool).to_numpy() if column else np.zeros(len(frame), bool)
     shown = frame.assign(**{column: [mark if f else "" for f in flags]}) if column else frame
+    shown = shown.assign(**{c: [mark if f else "" for f in frame[c].astype(bool)] for c in checks if c in frame})
     styler = shown.style.apply(lambda row: [HIT_COLOUR if flags[row.name] else ""] * len(row), axis=1)
     return styler.format(formats or {}, na_rep="–")
 
