@@ -92,6 +92,7 @@ if run and chosen:
             "cases": len(cases),
             "train": train.n_playlists,
             "share": settings.test_share,
+            "importances": explore.feature_importances(fitted.models),
         }
         status.update(
             label=f"Evaluated {len(fitted.models)} models on {len(cases):,} held-out playlists",
@@ -135,6 +136,9 @@ order = overall["model"].tolist()
 for column, metric in zip(st.columns(4), ["r_precision", "ndcg", "clicks", "coverage"], strict=True):
     with column:
         st.altair_chart(charts.metric_bars(overall, metric, explore.METRIC_LABELS[metric]), width="stretch")
+
+for name, importances in result.get("importances", {}).items():
+    st.altair_chart(charts.feature_importances(importances, name), width="stretch")
 
 st.subheader("Per category")
 metric = st.segmented_control(

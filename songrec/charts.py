@@ -232,6 +232,21 @@ def per_category_bars(per_category: pd.DataFrame, metric: str, title: str, order
 # --------------------------------------------------------------------------- genre validation
 
 
+def feature_importances(table: pd.DataFrame, model: str = "hybrid") -> alt.Chart:
+    """How much each feature's splits improved a ranker (LightGBM gain), largest first."""
+    frame = table.assign(share=table["gain"] / max(float(table["gain"].sum()), 1e-12))
+    return (
+        alt.Chart(frame)
+        .mark_bar(color=model_colour(model))
+        .encode(
+            x=alt.X("share:Q", title="share of the ranker's total gain", axis=alt.Axis(format="%")),
+            y=alt.Y("feature:N", sort="-x", title=None),
+            tooltip=["feature:N", alt.Tooltip("gain:Q", format=",.1f"), alt.Tooltip("share:Q", format=".1%")],
+        )
+        .properties(title=f"What the {model} ranker looks at", height=alt.Step(16))
+    )
+
+
 def genre_matches(summary: pd.DataFrame, models: Sequence[str], genres: Sequence[str], top_n: int) -> alt.Chart:
     """Mean in-genre tracks in the top N per genre and model, beside the base rate a random track would give.
 

@@ -221,6 +221,16 @@ def fit_models(
     return fitted
 
 
+def feature_importances(models: Mapping[str, object]) -> dict[str, pd.DataFrame]:
+    """(feature, gain) tables of the models that learn a ranker over features (the hybrid), by name."""
+    tables = {}
+    for name, model in models.items():
+        importances = getattr(model, "feature_importances", None)
+        if callable(importances):
+            tables[name] = importances()
+    return tables
+
+
 def compare_models(
     models: Mapping[str, object],
     corpus: Corpus,
