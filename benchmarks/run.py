@@ -58,13 +58,13 @@ def warm(files: list[Path]) -> None:
                 pass
 
 
-def ensure_data(folder: Path, playlists: int) -> None:
+def ensure_data(folder: Path, playlists: int, tracks: int | None = None) -> None:
     if folder.is_dir() and len(list(folder.glob("mpd.slice.*.json"))) >= -(-playlists // 1000):
         return
     print(f"generating {playlists:,} playlists into {folder} ...", file=sys.stderr, flush=True)
     from songrec.synthetic import write_demo
 
-    write_demo(folder, playlists, seed=0)
+    write_demo(folder, playlists, seed=0, n_tracks=tracks)
 
 
 # --------------------------------------------------------------------------- the sections
@@ -134,19 +134,58 @@ def corpora(args) -> list[tuple[str, str]]:
     out = []
     if SAMPLE.is_dir():
         out.append(("real sample", str(SAMPLE)))
-    out.append(("generated 1M" if not args.quick else "generated (quick)", args.data))
+    if args.vocabulary:
+        return out
+    if args.quick:
+        out.append(("generated (quick)", args.data))
+    else:
+        out.append(
+            ("generated 1M" if args.playlists == 1_000_000 else f"generated {args.playlists // 1000}k", args.data)
+        )
     return out
+
+
+PREVIOUS_DEFAULTS = {"members": 3, "negatives": 0, "batch_size": 64, "learning_rate": 7e-3}
+"""The neural defaults before issue 13 (three networks, full softmax, batches of 64): the baseline row."""
 
 
 def bench_train(args, results: dict) -> None:
     rows = []
     if not SAMPLE.is_dir():
         rows.append({"data": "real sample", "note": f"skipped: {SAMPLE} is absent"})
-    # the default settings (three networks side by side), one network, and a batch of 128 (more playlists per step)
+    # the defaults, one network with the full softmax (the notebook's loss), and the previous defaults
+    variants = ({}, {"members": 1}, {"negatives": 0}, PREVIOUS_DEFAULTS)
     for label, source in corpora(args):
-        for overrides in ({}, {"members": 1}, {"batch_size": 128}):
+        for overrides in variants:
             _train_row(args, rows, label, source, overrides)
+    if args.vocabulary:  # the full-size step without a generated corpus (tasks.train_vocabulary)
+        for overrides in variants:
+            steps = args.train_steps if overrides is not PREVIOUS_DEFAULTS else max(5, args.train_steps // 3)
+            r = task("train_vocabulary", items=args.vocabulary, steps=steps, **overrides)["result"]
+            label = f"Zipf playlists, {args.vocabulary:,}-track vocabulary"
+            rows.append(
+                {"data": label, **r, "settings": ", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"}
+            )
+            print_rows("train", rows[-1:])
     results["train"] = rows
+    fits = []
+    # what a user waits for: the defaults on the whole sample (submit) and on the app's demo data
+    demo = Path(args.data).parent / "demo2000"
+    ensure_data(demo, 2000)
+    for label, source in [("real sample", str(SAMPLE))] * SAMPLE.is_dir() + [("demo data, 2,000 generated", str(demo))]:
+        load = os.getloadavg()[0]
+        measured = task("fit_time", nice=False, source=source, cache_dir=args.cache)
+        fits.append(
+            {
+                "data": label,
+                "load": load,
+                "load_end": os.getloadavg()[0],
+                **measured["result"],
+                "peak_gib": measured["peak_pss_tree_gib"],
+            }
+        )
+        print_rows("fit", fits[-1:])
+    results["fit"] = fits
 
 
 def _train_row(args, rows: list, label: str, source: str, overrides: dict) -> None:
@@ -180,11 +219,17 @@ def bench_latency(args, results: dict) -> None:
     for label, source in corpora(args):
         large = label != "real sample"
         variants = [(model, {}) for model in chosen]
-        if "neural" in chosen:
-            variants.append(("neural", {"members": 1}))  # one network beside the default ensemble
+        if "neural" in chosen:  # exact float32 and bfloat16 tables beside the default, and three networks
+            variants += [
+                ("neural", {"serving": "float32"}),
+                ("neural", {"serving": "bfloat16"}),
+                ("neural", {"members": 3}),
+            ]
         for model, params in variants:
             if model == "als" and large:
                 params = {"iterations": 2}  # answer time does not depend on iterations; 15 would take an hour
+            if model == "neural" and large:
+                params = {**params, "init": "random"}  # nor on the start of the embeddings: no ALS fit first
             try:
                 measured = task(
                     "latency", source=source, cache_dir=args.cache, model=model, params=params, queries=args.queries
@@ -207,7 +252,33 @@ def bench_latency(args, results: dict) -> None:
                     "peak_gib": measured["peak_pss_tree_gib"],
                     "queries": r["queries"],
                     "params": params,
-                    **{k: r[k] for k in ("neighbour_entries", "max_neighbours") if k in r},
+                    **{
+                        k: r[k]
+                        for k in (
+                            "neighbour_entries",
+                            "max_neighbours",
+                            "serving",
+                            "recall_at_500",
+                            "recall_at_500_min",
+                            "recall_queries",
+                        )
+                        if k in r
+                    },
+                }
+            )
+            print_rows("latency", rows[-1:])
+    if args.vocabulary and "neural" in chosen:  # the network's answer time at full size, no corpus
+        for params in ({}, {"serving": "float32"}, {"serving": "bfloat16"}, {"members": 1}):
+            r = task("latency_vocabulary", items=args.vocabulary, queries=args.queries, **params)["result"]
+            rows.append(
+                {
+                    "data": f"default network, {args.vocabulary:,}-track vocabulary",
+                    "tracks": args.vocabulary,
+                    "fit_seconds": float("nan"),
+                    "peak_gib": float("nan"),
+                    "cpu_p50_ms": float("nan"),
+                    "cpu_p99_ms": float("nan"),
+                    **r,
                 }
             )
             print_rows("latency", rows[-1:])
@@ -380,9 +451,34 @@ def markdown(results: dict, command: str) -> str:
             f"cache hit: {b['cache_hit']}",
             "",
         ]
+    if "fit" in results:
+        lines += [
+            "### 3. Neural training: the defaults, and throughput",
+            "",
+            "Fitting the default model on every playlist (what `songrec submit --model neural` and the app's "
+            "Train page wait for; per-epoch reports are what the live curves draw):",
+            "",
+            "| data | playlists | vocabulary | wall s | CPU s | epochs run | best epoch | epoch reports "
+            "| torch threads | load |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in results["fit"]:
+            lines.append(
+                f"| {r['data']} | {r['playlists']:,} | {r['vocabulary']:,} | {r['seconds']:.1f} | "
+                f"{r['cpu_seconds']:.1f} | {r['epochs_trained']} | {r['best_epoch']} | {r['epoch_reports']} | "
+                f"{r['torch_threads']} | {r['load']:.1f} -> {r['load_end']:.1f} |"
+            )
+        targets = {"real sample": 90, "demo data, 2,000 generated": 20}
+        checks = [
+            f"{r['data']} <= {targets[r['data']]} s: "
+            + verdict(r["seconds"] <= targets[r["data"]], f"{r['seconds']:.0f} s")
+            for r in results["fit"]
+            if r["data"] in targets
+        ]
+        lines += ["", "Targets: " + "; ".join(checks), ""]
     if "train" in results:
         lines += [
-            "### 3. Neural training throughput (CPU, 2 torch threads; default settings, one network, batch 128)",
+            "Throughput (CPU; steps timed after 3 warm-up steps, the per-epoch validation not included):",
             "",
             "| data | settings | playlists | tracks | vocabulary | playlists/s | playlists/CPU-s | s/step | batch "
             "| setup s | torch threads |",
@@ -399,6 +495,16 @@ def markdown(results: dict, command: str) -> str:
                 f"{r['seconds_per_step']:.3f} | {r['batch_size']} | "
                 f"{r['setup_seconds']:.0f} | {r['torch_threads']} |"
             )
+        large = [r for r in results["train"] if "note" not in r and r["data"] != "real sample"]
+        new = [r for r in large if r.get("settings", "defaults") == "defaults"]
+        old = [r for r in large if r.get("settings") == ", ".join(f"{k}={v}" for k, v in PREVIOUS_DEFAULTS.items())]
+        if new and old:
+            ratio = new[0]["playlists_per_s"] / old[0]["playlists_per_s"]
+            lines += [
+                "",
+                f"Target >= 10x the previous defaults' throughput at {new[0]['vocabulary']:,} scored tracks: "
+                + verdict(ratio >= 10, f"{ratio:.1f}x"),
+            ]
         lines.append("")
     if "latency" in results:
         lines += [
@@ -417,13 +523,18 @@ def markdown(results: dict, command: str) -> str:
                 notes.append(_settings(r))
             if "max_neighbours" in r:
                 notes.append(f"{r['max_neighbours']} neighbours/track, {r['neighbour_entries']:,} entries")
+            if "recall_at_500" in r:
+                notes.append(
+                    f"{r['serving']} table: recall@500 {r['recall_at_500']:.4f} against exact float32 "
+                    f"(min {r['recall_at_500_min']:.3f}, {r['recall_queries']} queries)"
+                )
             lines.append(
                 f"| {r['data']} | {r['model']} | {r['tracks']:,} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                 f"{r['mean_ms']:.2f} | {r.get('cpu_p50_ms', float('nan')):.2f} | "
                 f"{r.get('cpu_p99_ms', float('nan')):.2f} | {r['fit_seconds']:.0f} | {r['peak_gib']:.1f} | "
                 f"{'; '.join(notes)} |"
             )
-        big = [r for r in results["latency"] if "p99_ms" in r and r["tracks"] > 1_000_000]
+        big = [r for r in results["latency"] if "p99_ms" in r and r["tracks"] >= 300_000]
         if big:
             over = [
                 f"{r['model']}{f' ({_settings(r)})' if r.get('params') else ''} {r['p99_ms']:.0f} ms"
@@ -491,9 +602,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="raw results (default benchmarks/results.json; quick: beside --data)")
     parser.add_argument("--resume", action="store_true", help="keep the other sections of a previous --json")
     parser.add_argument("--report", action="store_true", help="only rewrite RESULTS.md from a previous --json")
+    parser.add_argument("--playlists", type=int, default=1_000_000, help="size of the generated set (not --quick)")
+    parser.add_argument(
+        "--tracks",
+        type=int,
+        help="catalogue size of the generated set (default: as many as "
+        "the generator gives that many playlists; 2256372 gives a smaller set the full MPD's tracks)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        type=int,
+        default=0,
+        help="train and latency: measure the neural model "
+        "at this many scored tracks on corpus-free Zipf playlists instead of the generated set (which "
+        "is then neither generated nor read); 300000 is the full MPD's scored vocabulary",
+    )
     parser.add_argument("--models", help="latency: only these models (comma-separated; with --resume the rest stay)")
     args = parser.parse_args(argv)
-    playlists = 20_000 if args.quick else 1_000_000
+    playlists = 20_000 if args.quick else args.playlists
     scratch = Path(os.environ.get("SONGREC_BENCH_DIR", "/work/scratch" if Path("/work/scratch").is_dir() else "/tmp"))
     args.data = args.data or str(scratch / ("mpd-quick" if args.quick else "mpd1m"))
     args.cache = args.cache or str(Path(args.data).parent / "songrec-bench-cache")
@@ -501,8 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     args.train_steps = 5 if args.quick else 30
     args.queries = 60 if args.quick else 300
     args.tsne_points = [500, 1000] if args.quick else [2000, 5000]
-    if not args.report and set(args.only.split(",")) - {"tsne", "app"}:  # those two need no generated data
-        ensure_data(Path(args.data), playlists)
+    if not args.report and not args.vocabulary and set(args.only.split(",")) - {"tsne", "app"}:
+        ensure_data(Path(args.data), playlists, None if args.quick else args.tracks)  # tsne and app need none
 
     previous = Path(
         args.json

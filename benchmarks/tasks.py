@@ -107,7 +107,9 @@ def train(source: str, cache_dir: str | None = None, steps: int = 30, warmup: in
     stamps, cpu, ends = [], [], []
     started = time.perf_counter()
 
-    def callback(progress) -> bool:
+    def callback(progress) -> bool | None:
+        if not hasattr(progress, "epoch_end"):  # fit's own closing report, after training
+            return None
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())  # every thread of this process
         ends.append(progress.epoch_end)  # an epoch's last step also runs the validation: not timed
@@ -129,6 +131,175 @@ def train(source: str, cache_dir: str | None = None, steps: int = 30, warmup: in
         "playlists": corpus.n_playlists,
         "tracks": corpus.n_tracks,
         "torch_threads": torch.get_num_threads(),
+    }
+
+
+def train_vocabulary(
+    items: int = 300_000, playlists: int = 50_000, steps: int = 30, warmup: int = 3, seed: int = 0, **overrides
+) -> dict:
+    """Neural training throughput at a given vocabulary without a corpus: playlists of MPD-like lengths
+    (songrec.synthetic's lognormal, 5-250 tracks) drawn with Zipf(0.9) popularity over `items` tracks,
+    trained by songrec.training.train as the model would. A step's cost depends on the vocabulary (the
+    scored tracks: 300,000 at the full MPD size), the batch and the settings, not on how many playlists
+    an epoch holds, so this measures the full-size step without generating and loading 1M playlists."""
+    import torch
+
+    from songrec.config import NetworkSettings, TrainSettings
+    from songrec.models.network import build_network
+    from songrec.synthetic import _lengths
+    from songrec.training import train, training_playlists
+
+    rng = np.random.default_rng(seed)
+    lengths = _lengths(rng, playlists)
+    popularity = 1.0 / np.power(rng.permutation(items) + 1.0, 0.9)
+    cdf = np.cumsum(popularity) / popularity.sum()
+    drawn = np.searchsorted(cdf, rng.random(int(lengths.sum()))) + 1
+    ptr = np.zeros(playlists + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    data = training_playlists(ptr, drawn.astype(np.int64), np.arange(items + 1))  # each track once per playlist
+    network_keys = {f for f in NetworkSettings.__dataclass_fields__}
+    net = NetworkSettings(**{k: v for k, v in overrides.items() if k in network_keys})
+    settings = TrainSettings(**{k: v for k, v in overrides.items() if k not in network_keys}, val_share=0.0)
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    network = build_network(
+        items,
+        0,
+        embedding_dim=net.embedding_dim,
+        hidden_dim=net.hidden_dim,
+        dropout=net.dropout,
+        tied=net.tied,
+        members=net.members,
+    )
+    stamps, cpu = [], []
+
+    def callback(progress) -> bool:
+        stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
+        return len(stamps) < warmup + steps
+
+    train(network, data, settings, max_seeds=net.max_seeds, device=torch.device("cpu"), callback=callback)
+    seconds, cpu_seconds = stamps[-1] - stamps[warmup - 1], cpu[-1] - cpu[warmup - 1]
+    timed = len(stamps) - warmup
+    return {
+        "playlists_per_s": timed * settings.batch_size / seconds,
+        "seconds_per_step": seconds / timed,
+        "playlists_per_cpu_s": timed * settings.batch_size / cpu_seconds,
+        "steps_timed": timed,
+        "setup_seconds": stamps[0] - started,
+        "batch_size": settings.batch_size,
+        "vocabulary": items,
+        "playlists": playlists,
+        "tracks": items,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def latency_vocabulary(
+    items: int = 300_000, queries: int = 300, train_steps: int = 40, seed: int = 0, n: int = 500, **overrides
+) -> dict:
+    """The neural model's answer time at a given vocabulary without a corpus: the default network
+    (trained `train_steps` sampled steps on train_vocabulary's playlists, so the table is not a random
+    start), one thread, queries of 1, 5, 10, 25 or 100 seeds, the best n by the served table (what
+    NeuralRecommender.recommend spends in the network; the fallbacks and id mapping add well under a
+    millisecond), and recall@n of the served answers against exact float32 scoring."""
+    import torch
+
+    from songrec.config import NetworkSettings, TrainSettings
+    from songrec.models.network import ServedScores, build_network, pad_rows
+    from songrec.synthetic import _lengths
+    from songrec.training import train, training_playlists
+
+    rng = np.random.default_rng(seed)
+    playlists = 20_000
+    lengths = _lengths(rng, playlists)
+    popularity = 1.0 / np.power(rng.permutation(items) + 1.0, 0.9)
+    cdf = np.cumsum(popularity) / popularity.sum()
+    drawn = np.searchsorted(cdf, rng.random(int(lengths.sum()))) + 1
+    ptr = np.zeros(playlists + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    data = training_playlists(ptr, drawn.astype(np.int64), np.arange(items + 1))
+    network_keys = set(NetworkSettings.__dataclass_fields__)
+    net = NetworkSettings(**{k: v for k, v in overrides.items() if k in network_keys})
+    settings = TrainSettings(**{k: v for k, v in overrides.items() if k not in network_keys}, val_share=0.0)
+    torch.manual_seed(seed)
+    network = build_network(
+        items,
+        0,
+        embedding_dim=net.embedding_dim,
+        hidden_dim=net.hidden_dim,
+        dropout=net.dropout,
+        tied=net.tied,
+        members=net.members,
+    )
+    train(
+        network,
+        data,
+        settings,
+        max_seeds=net.max_seeds,
+        device=torch.device("cpu"),
+        callback=lambda p: p.step < train_steps,
+    )
+    network.eval()
+    precision = net.serving if net.serving != "auto" else ("float32" if items <= 100_000 else "int8")
+    served, exact = ServedScores(network, precision), ServedScores(network, "float32")
+    torch.set_num_threads(1)
+    sizes = [1, 5, 10, 25, 100]
+    times, recalls = [], []
+    for i in range(queries + 20):
+        row = int(rng.integers(len(data)))
+        seeds = torch.from_numpy(pad_rows([data.items(row)[: sizes[i % len(sizes)]]]))
+        begin = time.perf_counter()
+        _, ids = served.top(seeds, None, n)
+        elapsed = (time.perf_counter() - begin) * 1000
+        if i >= 20:
+            times.append(elapsed)
+            if not served.exact:
+                _, truth = exact.top(seeds, None, n)
+                recalls.append(len(set(ids[0].tolist()) & set(truth[0].tolist())) / n)
+    times = np.asarray(times)
+    return {
+        "model": "neural",
+        "p50_ms": float(np.percentile(times, 50)),
+        "p99_ms": float(np.percentile(times, 99)),
+        "mean_ms": float(times.mean()),
+        "queries": len(times),
+        "vocabulary": items,
+        "serving": precision,
+        "recall_at_500": float(np.mean(recalls)) if recalls else 1.0,
+        "recall_at_500_min": float(np.min(recalls)) if recalls else 1.0,
+        "params": overrides,
+    }
+
+
+def fit_time(source: str, cache_dir: str | None = None, **params) -> dict:
+    """Wall and CPU seconds of one neural fit with the given settings on every playlist of `source`
+    (what `songrec submit` and the Train page spend), with the epochs it ran and the one it kept."""
+    import torch
+
+    from songrec.models import make_model
+
+    corpus = _corpus(source, cache_dir)
+    model = make_model("neural", device="cpu", **params)
+    epochs = []
+    started, started_cpu = time.perf_counter(), time.process_time()
+
+    def callback(progress) -> None:
+        if getattr(progress, "epoch_end", False):  # the per-epoch report the app's live curves draw
+            epochs.append(time.perf_counter() - started)
+
+    model.fit(corpus, callback=callback)
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - started_cpu,
+        "epochs_trained": model.epochs_trained,
+        "best_epoch": model.best_epoch,
+        "epoch_reports": len(epochs),
+        "best_val": model.best_val_metric,
+        "playlists": corpus.n_playlists,
+        "vocabulary": len(model.vocab_ids),
+        "torch_threads": torch.get_num_threads(),
+        "params": params,
     }
 
 
@@ -180,11 +351,13 @@ def latency(
             times.append(elapsed * 1000)
             cpu_times.append(elapsed_cpu * 1000)
         assert len(ids) > 0
+    extra = {}
+    if model == "neural" and recommender.serving_precision() != "float32":
+        extra = _served_recall(recommender, corpus, rows, sizes, names)
     limits.restore_original_limits()
     times, cpu_times = np.asarray(times), np.asarray(cpu_times)
-    extra = {}
     if model == "itemknn":
-        extra = {
+        extra |= {
             "neighbour_entries": int(recommender.similarity.nnz),
             "max_neighbours": int(np.diff(recommender.similarity.indptr).max()),
         }
@@ -201,6 +374,29 @@ def latency(
         "playlists": corpus.n_playlists,
         "params": params,
         **extra,
+    }
+
+
+def _served_recall(recommender, corpus, rows, sizes, names, n: int = 500) -> dict:
+    """recall@n of the served (approximate) answers against exact float32 scoring of the same network."""
+    import copy
+
+    exact = copy.copy(recommender)
+    exact.network_settings = recommender.network_settings.replace(serving="float32")
+    exact._served = None
+    recalls = []
+    for i, row in enumerate(rows[20:], start=20):
+        seeds = corpus.playlist_tracks(int(row))[: sizes[i % len(sizes)]]
+        if not len(recommender.to_item[seeds].nonzero()[0]):
+            continue  # title-only or unknown seeds: the fallbacks answer, not the network
+        served, _ = recommender.recommend(seeds, str(names[row]), n=n)
+        truth, _ = exact.recommend(seeds, str(names[row]), n=n)
+        recalls.append(len(set(served.tolist()) & set(truth.tolist())) / max(1, len(truth)))
+    return {
+        "serving": recommender.serving_precision(),
+        "recall_at_500": float(np.mean(recalls)),
+        "recall_at_500_min": float(np.min(recalls)),
+        "recall_queries": len(recalls),
     }
 
 
@@ -239,7 +435,21 @@ def tsne(points: int, dim: int = 128, seed: int = 0, method: str = "songrec") ->
     return {"seconds": seconds, "points": points, "dim": dim, "method": method, "trustworthiness": float(trust)}
 
 
-TASKS = {f.__name__: f for f in (ingest_songrec, ingest_notebook, build, cached, train, latency, tsne)}
+TASKS = {
+    f.__name__: f
+    for f in (
+        ingest_songrec,
+        ingest_notebook,
+        build,
+        cached,
+        train,
+        train_vocabulary,
+        latency_vocabulary,
+        fit_time,
+        latency,
+        tsne,
+    )
+}
 
 if __name__ == "__main__":
     task, arguments = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}

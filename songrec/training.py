@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from songrec.config import TrainSettings
 from songrec.corpus import take_rows
-from songrec.models.network import PAD, PlaylistModel, all_finite, pad_rows
+from songrec.models.network import PAD, PlaylistEnsemble, PlaylistModel, all_finite, pad_rows
 
 LOG_INTERVAL = 10
 """Steps between reads of the loss from the device (`.item()` waits for the device; nanoGPT's log_interval)."""
@@ -165,8 +165,28 @@ def new_optimizer(parameters, config: TrainSettings, device: torch.device) -> to
     return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
 
 
-def use_sparse_lookups(network: torch.nn.Module, device: torch.device) -> None:
-    """Let seed lookups send sparse gradients into tied track embeddings.
+def members_of(network: torch.nn.Module) -> list[PlaylistModel]:
+    return list(network.members) if isinstance(network, PlaylistEnsemble) else [network]
+
+
+def new_optimizers(
+    network: torch.nn.Module, config: TrainSettings, device: torch.device, sparse: bool
+) -> list[torch.optim.Optimizer]:
+    """One AdamW for everything (full softmax), or, with sparse sampled-softmax gradients, SparseAdam
+    for the track tables (only the rows a step looked up move) and AdamW for the rest."""
+    if not sparse:
+        return [new_optimizer(network.parameters(), config, device)]
+    tables = [m.embedding.weight for m in members_of(network)] + [
+        m.head.weight for m in members_of(network) if m.head is not None
+    ]
+    table_ids = {id(p) for p in tables}
+    rest = [p for p in network.parameters() if id(p) not in table_ids]
+    return [new_optimizer(rest, config, device), torch.optim.SparseAdam(tables, lr=config.learning_rate)]
+
+
+def use_sparse_lookups(network: torch.nn.Module, device: torch.device, sampled: bool = False) -> bool:
+    """Let seed lookups send sparse gradients into tied track embeddings; True when the whole track
+    tables get sparse gradients only (a sampled softmax: its candidate rows are looked up sparsely too).
 
     The tied head already gives the embedding matrix a dense gradient, so the lookups' share is
     added to it row by row instead of through a zeroed (items, dim) matrix of its own: about 15%
@@ -174,10 +194,12 @@ def use_sparse_lookups(network: torch.nn.Module, device: torch.device) -> None:
     buckets expect a parameter's gradient to be all sparse or all dense.
     """
     if device.type not in ("cpu", "cuda"):
-        return
-    for module in network.modules():
-        if isinstance(module, PlaylistModel) and module.head is None:
+        return False
+    for module in members_of(network):
+        if module.head is None or sampled:
             module.embedding.sparse = True
+        module.sparse_head = sampled
+    return sampled
 
 
 def learning_rate_factor(step: int, total: int, warmup: float = 0.05, floor: float = 0.1) -> float:
@@ -198,12 +220,70 @@ def softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if logits.dim() == 3:
         per_member = targets if targets.dim() == 3 else [targets] * len(logits)
         return sum(softmax_loss(member, own) for member, own in zip(logits, per_member, strict=True))
-    log_probs = F.log_softmax(logits, dim=1)
-    picked = log_probs.gather(1, targets)
-    mask = (targets != PAD).to(picked.dtype)
+    return _target_loss(F.log_softmax(logits, dim=1), targets, targets != PAD)
+
+
+def _target_loss(log_probs: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    picked = log_probs.gather(1, positions)
+    mask = mask.to(picked.dtype)
     picked = torch.where(mask > 0, picked, torch.zeros_like(picked))
     per_playlist = -(picked * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
     return per_playlist.mean()
+
+
+class NegativeSampler:
+    """Shared negatives for a sampled softmax, with the log-frequency (logQ) correction.
+
+    A step scores each playlist against one candidate set: every target in the batch (in-batch
+    negatives for the other playlists, drawn about in proportion to track frequency) and `count`
+    tracks drawn with probability proportional to frequency ** power. Subtracting the log of each
+    candidate's chance to be in the set makes the softmax over the set estimate the full one
+    (frequent tracks are in almost every set and would otherwise be pushed down too hard).
+    """
+
+    def __init__(self, playlists: TrainingPlaylists, n_items: int, count: int, power: float) -> None:
+        frequency = np.bincount(playlists.items_flat, minlength=n_items + 1).astype(np.float64)
+        frequency[PAD] = 0.0
+        self.target_rate = frequency / max(1.0, frequency.sum())
+        weights = frequency**power
+        self.sample_rate = weights / max(weights.sum(), 1e-300)
+        self.cdf = np.cumsum(self.sample_rate)
+        self.count = count
+
+    def draw(self, targets: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sorted candidate items, their log inclusion probability, each target's candidate position)."""
+        real = targets[targets != PAD]
+        drawn = np.searchsorted(self.cdf, rng.random(self.count) * self.cdf[-1], side="right")
+        candidates = np.unique(np.concatenate([real, np.minimum(drawn, len(self.cdf) - 1)]))
+        candidates = candidates[candidates != PAD]
+        expected = len(real) * self.target_rate[candidates] + self.count * self.sample_rate[candidates]
+        log_inclusion = np.log(-np.expm1(-np.maximum(expected, 1e-12)))
+        return candidates, log_inclusion.astype(np.float32), np.searchsorted(candidates, targets)
+
+
+def sampled_softmax_loss(
+    module: torch.nn.Module,
+    seeds: np.ndarray,
+    targets: np.ndarray,
+    words: np.ndarray,
+    sampler: NegativeSampler,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """The loss of softmax_loss over each member's candidate set instead of the whole vocabulary
+    (3-D arrays: one batch per member of an ensemble, whose losses are summed)."""
+    per_member = targets if targets.ndim == 3 else targets[None]
+    drawn = [sampler.draw(own, rng) for own in per_member]
+    candidates = [torch.from_numpy(c).to(device) for c, _, _ in drawn]
+    seeds_t, words_t = torch.from_numpy(seeds).to(device), torch.from_numpy(words).to(device)
+    logits = module(seeds_t, words_t, candidates=candidates if targets.ndim == 3 else candidates[0])
+    logits = logits if targets.ndim == 3 else [logits]
+    total = torch.zeros((), device=device)
+    for member_logits, own, (_, log_inclusion, positions) in zip(logits, per_member, drawn, strict=True):
+        corrected = member_logits.float() - torch.from_numpy(log_inclusion).to(device)
+        mask = torch.from_numpy(own != PAD).to(device)
+        total = total + _target_loss(F.log_softmax(corrected, dim=1), torch.from_numpy(positions).to(device), mask)
+    return total
 
 
 @dataclass
@@ -240,6 +320,8 @@ class TrainResult:
     epochs_trained: int = 0
     stopped: bool = False
     """The callback asked to stop before the last epoch."""
+    early_stopped: bool = False
+    """Validation had not improved for `patience` epochs, so the remaining epochs were skipped."""
     diverged: str = ""
     """Why the run stopped early on a non-finite loss ("" when it did not)."""
 
@@ -251,8 +333,10 @@ class _Run:
     network: torch.nn.Module
     module: torch.nn.Module
     """The network as stepped: the same module, or its DistributedDataParallel wrapper."""
-    optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.LRScheduler
+    optimizers: list[torch.optim.Optimizer]
+    schedules: list[torch.optim.lr_scheduler.LRScheduler]
+    sampler: NegativeSampler | None
+    """Draws each step's candidate set (sampled softmax); None for the full softmax."""
     playlists: TrainingPlaylists
     rng: np.random.Generator
     settings: TrainSettings
@@ -300,16 +384,34 @@ def train(
         playlists = playlists.take(np.arange(group.rank, len(playlists), group.world))
         rng = np.random.default_rng([settings.seed, group.rank])
         module = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        use_sparse_lookups(network, device)
-    optimizer = new_optimizer(module.parameters(), settings, device)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(step, steps * settings.epochs)
-    )
+    sampled = settings.negatives > 0
+    sparse = False if group.active else use_sparse_lookups(network, device, sampled=sampled)
+    optimizers = new_optimizers(network, settings, device, sparse)
+    schedules = [
+        torch.optim.lr_scheduler.LambdaLR(o, lambda step: learning_rate_factor(step, steps * settings.epochs))
+        for o in optimizers
+    ]
+    n_items = members_of(network)[0].bias.shape[0] - 1
+    sampler = NegativeSampler(playlists, n_items, settings.negatives, settings.negative_power) if sampled else None
     members = len(network.members) if hasattr(network, "members") else 1
     row_shape = (steps * settings.batch_size,) if members == 1 else (members, steps * settings.batch_size)
-    run = _Run(network, module, optimizer, schedule, playlists, rng, settings, max_seeds, row_shape, steps, device,
-               group, time.perf_counter(), callback)
+    run = _Run(
+        network,
+        module,
+        optimizers,
+        schedules,
+        sampler,
+        playlists,
+        rng,
+        settings,
+        max_seeds,
+        row_shape,
+        steps,
+        device,
+        group,
+        time.perf_counter(),
+        callback,
+    )
     result = result if result is not None else TrainResult()
     best_state = None
     try:
@@ -333,13 +435,17 @@ def train(
             if not _report(run, epoch, run.steps, loss, score, epoch_end=True):
                 result.stopped = True
                 break
+            if settings.patience and validate is not None and epoch - result.best_epoch >= settings.patience:
+                result.early_stopped = True  # every rank scores the same weights on the same cases: all stop here
+                break
     finally:
         if best_state is not None:
             network.load_state_dict(best_state)
         network.eval()
     if result.diverged and best_state is None:
-        raise TrainingDiverged(f"{result.diverged}; no epoch ended with finite weights, so nothing is kept: "
-                               "lower the learning rate")
+        raise TrainingDiverged(
+            f"{result.diverged}; no epoch ended with finite weights, so nothing is kept: lower the learning rate"
+        )
     if result.diverged:
         result.diverged += f"; the weights of epoch {result.best_epoch}, the best before it, are kept"
     return result
@@ -362,12 +468,18 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, bool, int]:
     for step in range(run.steps):
         rows = orders[..., step * batch : (step + 1) * batch]
         seeds, targets, words = sample_batch(run.playlists, rows, run.rng, settings, run.max_seeds)
-        logits = run.module(torch.from_numpy(seeds).to(run.device), torch.from_numpy(words).to(run.device))
-        loss = softmax_loss(logits, torch.from_numpy(targets).to(run.device))
-        run.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=settings.bfloat16):
+            if run.sampler is not None:
+                loss = sampled_softmax_loss(run.module, seeds, targets, words, run.sampler, run.rng, run.device)
+            else:
+                logits = run.module(torch.from_numpy(seeds).to(run.device), torch.from_numpy(words).to(run.device))
+                loss = softmax_loss(logits.float(), torch.from_numpy(targets).to(run.device))
+        for optimizer in run.optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        run.optimizer.step()
-        run.schedule.step()
+        for optimizer, schedule in zip(run.optimizers, run.schedules, strict=True):
+            optimizer.step()
+            schedule.step()
         total += loss.detach()
         last = step == run.steps - 1
         if step == 0 or (step + 1) % LOG_INTERVAL == 0 or last:
@@ -393,6 +505,15 @@ def _report(run: _Run, epoch: int, step: int, loss: float, score: float, epoch_e
     """Call the callback (rank 0 only); False when it asks to stop (never under torchrun)."""
     if run.callback is None or run.group.rank != 0:
         return True
-    progress = TrainProgress(epoch, run.settings.epochs, step, run.steps, loss, time.perf_counter() - run.started,
-                             score, epoch_end, run.device.type)
+    progress = TrainProgress(
+        epoch,
+        run.settings.epochs,
+        step,
+        run.steps,
+        loss,
+        time.perf_counter() - run.started,
+        score,
+        epoch_end,
+        run.device.type,
+    )
     return not (run.callback(progress) is False and not run.group.active)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from songrec.models.network import PlaylistEnsemble, PlaylistModel, pick_device
+from songrec.models.network import PlaylistEnsemble, PlaylistModel, ServedScores, pick_device
 from songrec.training import (
     softmax_loss,
     use_sparse_lookups,
@@ -67,3 +67,61 @@ def test_device_choice() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             pick_device("cuda")
+
+
+def _ensemble(n_items: int, members: int, dim: int = 16) -> PlaylistModel | PlaylistEnsemble:
+    torch.manual_seed(1)
+    models = [PlaylistModel(n_items=n_items, dim=dim, hidden=32).eval() for _ in range(members)]
+    for model in models:  # trained-looking logits: a spread of biases and longer vectors
+        with torch.no_grad():
+            model.embedding.weight.mul_(3.0)
+            model.bias.normal_(std=1.0)
+    return models[0] if members == 1 else PlaylistEnsemble(models)
+
+
+def test_candidate_logits_are_the_full_logits_at_the_candidates() -> None:
+    network = _ensemble(40, 1)
+    seeds = torch.tensor([[3, 9, 0], [5, 6, 7]])
+    candidates = torch.tensor([2, 3, 5, 9, 20, 40])
+    with torch.no_grad():
+        full = network(seeds)
+        some = network(seeds, candidates=candidates)
+    torch.testing.assert_close(some, full[:, candidates])
+    assert torch.isinf(some[0, [1, 3]]).all() and torch.isinf(some[1, 2]), "a seed among the candidates is masked"
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_served_float32_scores_are_the_network_scores(members: int) -> None:
+    network = _ensemble(300, members)
+    seeds = torch.tensor([[3, 9, 0], [5, 6, 7]])
+    with torch.no_grad():
+        expected = network.scores(seeds)
+    served = ServedScores(network, "float32")
+    torch.testing.assert_close(served.scores(seeds), expected, rtol=1e-5, atol=1e-5)
+    values, items = served.top(seeds, None, 20)
+    torch.testing.assert_close(values, torch.topk(expected, 20, dim=1).values, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+@pytest.mark.parametrize("members", [1, 3])
+def test_served_low_precision_tables_rank_like_exact_scores(precision: str, members: int) -> None:
+    network = _ensemble(5000, members, dim=32)
+    seeds = torch.tensor([[3, 9, 17, 0, 0], [5, 6, 7, 8, 100], [4000, 0, 0, 0, 0]])
+    with torch.no_grad():
+        exact = network.scores(seeds)
+    served = ServedScores(network, precision)
+    n = 100
+    values, items = served.top(seeds, None, n)
+    best = torch.topk(exact, n, dim=1)
+    for row in range(len(seeds)):
+        overlap = len(set(items[row].tolist()) & set(best.indices[row].tolist())) / n
+        assert overlap >= 0.97, (precision, members, row, overlap)
+        assert not set(items[row].tolist()) & set(seeds[row].tolist()), "seeds and padding are never served"
+    # the returned values are the exact scores of the returned tracks (an approximate normaliser aside)
+    rescored = exact.gather(1, items)
+    shift = (values - rescored).mean(dim=1, keepdim=True)
+    torch.testing.assert_close(values - shift, rescored, rtol=0, atol=1e-4)
+    assert (values[:, :-1] >= values[:, 1:]).all()
+    approximate = torch.topk(served.scores(seeds), n, dim=1).indices  # the approximate pass alone, no rescoring
+    for row in range(len(seeds)):
+        assert len(set(approximate[row].tolist()) & set(best.indices[row].tolist())) / n >= 0.9

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pytest
 import torch
 from factories import FAST_NEURAL as FAST
 from recommender_checks import RecommenderBaseTestMixin, genre_rows
@@ -17,8 +20,6 @@ from songrec.models.neural import NeuralRecommender
 class TestNeural(RecommenderBaseTestMixin):
     def make_model(self) -> Recommender:
         return make_model("neural", **FAST)
-
-
 
 
 def _genre_top15(model: Recommender, test: Corpus, genre: str) -> tuple[np.ndarray, np.ndarray]:
@@ -91,3 +92,43 @@ def test_track_embeddings_for_the_projection(trained_neural) -> None:
     ids, vectors = trained_neural.track_embeddings()
     assert vectors.shape == (len(ids), FAST["embedding_dim"])
     assert len(np.unique(ids)) == len(ids)
+
+
+def test_embeddings_can_start_from_als_factors(demo_split) -> None:
+    train = demo_split[0]
+    model = NeuralRecommender(**{**FAST, "members": 1, "init": "als"})
+    model.build_vocabulary(train)
+    model.build_words(train)
+    torch.manual_seed(0)
+    model.network = model.new_network()
+    model.start_from_als(train)
+    als = make_model("als", factors=FAST["embedding_dim"], seed=0, max_items=len(model.vocab_ids)).fit(train)
+    rows = model.to_item[als.item_ids]
+    learned = model.network.embedding.weight.detach().numpy()[rows]
+    factors = np.asarray(als.item_factors)
+    cosine = (learned * factors).sum(1) / np.linalg.norm(learned, axis=1) / np.linalg.norm(factors, axis=1)
+    np.testing.assert_allclose(cosine, 1.0, atol=1e-4)
+    assert np.sqrt((learned**2).mean()) == pytest.approx(FAST["embedding_dim"] ** -0.5, rel=1e-3)
+
+
+def test_same_seed_same_model_from_als_with_sampled_negatives(demo_split) -> None:
+    settings = {**FAST, "epochs": 3, "init": "als", "negatives": 64}
+    first = NeuralRecommender(**settings).fit(demo_split[0])
+    second = NeuralRecommender(**settings).fit(demo_split[0])
+    for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_int8_serving_ranks_like_exact_serving(trained_neural, demo_split) -> None:
+    exact = trained_neural.served_scores()
+    assert exact.exact, "a small vocabulary is served exactly by default"
+    quantised = copy.copy(trained_neural)  # the same network, served from an int8 table
+    quantised.network_settings = trained_neural.network_settings.replace(serving="int8")
+    quantised._served = None
+    assert not quantised.served_scores().exact
+    n = 50
+    for row in range(20):
+        seeds = demo_split[1].playlist_tracks(row)[:5]
+        ids, _ = quantised.recommend(seeds, None, n)
+        truth, _ = trained_neural.recommend(seeds, None, n)
+        assert len(set(ids.tolist()) & set(truth.tolist())) >= 0.95 * n

@@ -7,14 +7,20 @@ import pytest
 import torch
 from factories import FAST_NEURAL as FAST
 
+from songrec.config import TrainSettings
 from songrec.corpus import Corpus
 from songrec.models.base import FitProgress
+from songrec.models.network import PlaylistModel
 from songrec.models.neural import NeuralRecommender
 from songrec.training import (
+    NegativeSampler,
+    TrainingPlaylists,
     TrainProgress,
     learning_rate_factor,
     sample_batch,
+    sampled_softmax_loss,
     softmax_loss,
+    train,
 )
 
 
@@ -117,14 +123,18 @@ def _loss_turns_nan_at(step: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """From the step-th training step on, the loss (and so every gradient) is NaN."""
     import songrec.training as training
 
-    real, calls = training.softmax_loss, {"n": 0}
+    calls = {"n": 0}
 
-    def poisoned(logits, targets):
-        calls["n"] += 1
-        loss = real(logits, targets)
-        return loss * float("nan") if calls["n"] >= step else loss
+    def poison(real):
+        def poisoned(*args, **kwargs):
+            calls["n"] += 1
+            loss = real(*args, **kwargs)
+            return loss * float("nan") if calls["n"] >= step else loss
 
-    monkeypatch.setattr(training, "softmax_loss", poisoned)
+        return poisoned
+
+    for name in ("softmax_loss", "sampled_softmax_loss"):  # the full or the sampled softmax, whichever trains
+        monkeypatch.setattr(training, name, poison(getattr(training, name)))
 
 
 def test_a_loss_that_is_nan_from_the_start_keeps_nothing(demo_split, monkeypatch, tmp_path) -> None:
@@ -180,3 +190,65 @@ def test_non_finite_scores_are_never_recommended(trained_neural, demo_split) -> 
             first.bias.copy_(saved)
     assert not np.isin(ids[:2], again).any()
     assert len(again) == 30 and not np.isinf(scores).any()
+
+
+def _tiny_playlists(n_items: int = 30, n: int = 40, seed: int = 0) -> TrainingPlaylists:
+    rng = np.random.default_rng(seed)
+    rows = [rng.choice(np.arange(1, n_items + 1), size=rng.integers(3, 10), replace=False) for _ in range(n)]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=ptr[1:])
+    return TrainingPlaylists(
+        ptr, np.concatenate(rows).astype(np.int64), np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    )
+
+
+def test_a_sampled_softmax_over_every_track_is_the_full_softmax() -> None:
+    torch.manual_seed(0)
+    network = PlaylistModel(n_items=30, dim=8, hidden=16).eval()
+    playlists = _tiny_playlists()
+    # so many draws that every track is a candidate with probability 1: the correction log(1) is 0
+    sampler = NegativeSampler(playlists, 30, count=100_000, power=0.0)
+    seeds = np.array([[3, 4, 0], [5, 6, 7]])
+    targets = np.array([[9, 10, 1], [11, 0, 0]])
+    words = np.zeros((2, 1), dtype=np.int64)
+    sampled = sampled_softmax_loss(
+        network, seeds, targets, words, sampler, np.random.default_rng(0), torch.device("cpu")
+    )
+    full = softmax_loss(network(torch.from_numpy(seeds)), torch.from_numpy(targets))
+    torch.testing.assert_close(sampled, full)
+
+
+def test_frequent_tracks_get_the_larger_log_frequency_correction() -> None:
+    playlists = _tiny_playlists()
+    sampler = NegativeSampler(playlists, 30, count=8, power=0.75)
+    candidates, log_inclusion, positions = sampler.draw(np.array([[1, 2, 0]]), np.random.default_rng(0))
+    assert list(candidates) == sorted(set(candidates)) and 0 not in candidates
+    assert {1, 2} <= set(candidates.tolist()) and candidates[positions[0, :2]].tolist() == [1, 2]
+    frequency = np.bincount(playlists.items_flat, minlength=31)[candidates]
+    order = np.argsort(frequency, kind="stable")
+    assert (np.diff(log_inclusion[order]) >= -1e-6).all(), "more frequent, more likely drawn"
+    assert (log_inclusion <= 0).all()
+
+
+def test_a_sampled_step_moves_only_the_rows_it_looked_up() -> None:
+    torch.manual_seed(0)
+    network = PlaylistModel(n_items=500, dim=8, hidden=16)
+    playlists = _tiny_playlists(n_items=500, n=8)
+    before = network.embedding.weight.detach().clone()
+    settings = TrainSettings(epochs=1, batch_size=8, negatives=20, patience=0, val_share=0.0)
+    train(network, playlists, settings, max_seeds=5, device=torch.device("cpu"))
+    changed = (network.embedding.weight.detach() != before).any(dim=1)
+    assert 0 < int(changed.sum()) < 200, "one step of 8 playlists and 20 negatives touches a few rows, not 500"
+    assert not changed[0], "padding never moves"
+
+
+def test_training_stops_when_validation_stops_improving() -> None:
+    torch.manual_seed(0)
+    network = PlaylistModel(n_items=30, dim=8, hidden=16)
+    scores = iter([0.5, 0.4, 0.45, 0.9, 0.9])
+    settings = TrainSettings(epochs=5, batch_size=8, negatives=10, patience=2, val_share=0.0)
+    result = train(
+        network, _tiny_playlists(), settings, max_seeds=5, device=torch.device("cpu"), validate=lambda: next(scores)
+    )
+    assert result.early_stopped and result.epochs_trained == 3 and result.best_epoch == 1
+    assert [h["val_metric"] for h in result.history] == [0.5, 0.4, 0.45]

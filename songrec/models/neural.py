@@ -20,6 +20,7 @@ from songrec.models.base import FitCallback, Recommender, Scores, frequent_track
 from songrec.models.network import (
     PlaylistEnsemble,
     PlaylistModel,
+    ServedScores,
     build_network,
     pad_rows,
     parameter_shapes,
@@ -27,7 +28,14 @@ from songrec.models.network import (
 )
 from songrec.models.title import normalize_name
 from songrec.protocol import make_cases
-from songrec.training import TrainingPlaylists, TrainResult, init_distributed, train, training_playlists
+from songrec.training import (
+    TrainingPlaylists,
+    TrainResult,
+    init_distributed,
+    members_of,
+    train,
+    training_playlists,
+)
 
 VALIDATION_CASES = 400
 """Challenge cases scored after each epoch: enough for a stable R-precision, few enough to take seconds."""
@@ -36,6 +44,10 @@ SCORED_SEEDS_PER_TRAINED_SEED = 5
 """At recommendation time the network pools at most 5 x max_seeds of the latest seeds: a mean and a
 std over 500 tracks are as stable as over more, and longer inputs only cost time (a 250-track MPD
 playlist is well inside)."""
+
+EXACT_SERVING_UP_TO = 100_000
+"""serving="auto" reads the float32 table up to this many scored tracks (a request takes a few ms there)
+and int8 above, where the table's bytes decide the time (benchmarks/RESULTS.md, section 4)."""
 
 
 class NeuralRecommender(Recommender):
@@ -61,6 +73,8 @@ class NeuralRecommender(Recommender):
         self.epochs_trained = 0
         self.diverged = ""
         """Why the last training stopped on a non-finite loss ("" when it did not)."""
+        self.early_stopped = False
+        self._served: ServedScores | None = None
 
     def config(self) -> dict:
         """The architecture and vocabulary settings: what rebuilds the network from a checkpoint."""
@@ -97,8 +111,13 @@ class NeuralRecommender(Recommender):
     def new_network(self) -> PlaylistModel | PlaylistEnsemble:
         s = self.network_settings
         return build_network(
-            len(self.vocab_ids), len(self.words), embedding_dim=s.embedding_dim, hidden_dim=s.hidden_dim,
-            dropout=s.dropout, tied=s.tied, members=s.members,
+            len(self.vocab_ids),
+            len(self.words),
+            embedding_dim=s.embedding_dim,
+            hidden_dim=s.hidden_dim,
+            dropout=s.dropout,
+            tied=s.tied,
+            members=s.members,
         )
 
     def training_playlists(self, corpus: Corpus) -> TrainingPlaylists:
@@ -131,22 +150,81 @@ class NeuralRecommender(Recommender):
         if not len(playlists):
             raise ValueError("no training playlist has two or more tracks in the vocabulary")
         torch.manual_seed(settings.seed)
-        self.network = self.new_network().to(self.device)
-        validate = (lambda: evaluate_model(self, cases, corpus.track_artist).overall.r_precision) if cases else None
+        self.network = self.new_network()
+        if settings.init == "als":
+            self.start_from_als(train_part)
+        self.network.to(self.device)
+        self._served = None
+
+        def validate() -> float:
+            self._served = None  # the weights changed since the last table was built
+            return evaluate_model(self, cases, corpus.track_artist).overall.r_precision
+
         self.history, self.epochs_trained, self.best_epoch, self.diverged = [], 0, 0, ""
         result = TrainResult()
         self.fitted = True  # the network recommends from its first step (validation after each epoch)
         try:
             train(
-                self.network, playlists, settings, max_seeds=self.network_settings.max_seeds, device=self.device,
-                validate=validate, callback=self._recording(callback), group=group, result=result,
+                self.network,
+                playlists,
+                settings,
+                max_seeds=self.network_settings.max_seeds,
+                device=self.device,
+                validate=validate if cases else None,
+                callback=self._recording(callback),
+                group=group,
+                result=result,
             )
         finally:  # also after an interrupt: the best epoch's weights were restored and can be used
+            self._served = None
+            self.early_stopped = result.early_stopped
             self.fitted = result.best_epoch > 0
             self.history, self.best_epoch = result.history, result.best_epoch
             self.epochs_trained, self.best_val_metric, self.diverged = (
-                result.epochs_trained, result.best_score, result.diverged
+                result.epochs_trained,
+                result.best_score,
+                result.diverged,
             )
+
+    def start_from_als(self, corpus: Corpus) -> None:
+        """Track embeddings (and an untied head) start from ALS item factors of the training playlists,
+        rescaled to the random start's spread; tracks ALS gave no factors keep their random start."""
+        from songrec.models import make_model
+
+        dim = self.network_settings.embedding_dim
+        als = make_model(
+            "als",
+            factors=dim,
+            seed=self.train_settings.seed,
+            min_count=self.network_settings.min_track_count,
+            max_items=max(1, len(self.vocab_ids)),
+        )
+        als.fit(corpus)
+        factors = np.asarray(als.item_factors, dtype=np.float32)
+        rows = self.to_item[als.item_ids] if len(als.item_ids) else np.zeros(0, dtype=np.int64)
+        known = rows > 0
+        if not known.any():
+            return
+        factors = factors[known]
+        factors *= dim**-0.5 / max(float(np.sqrt((factors**2).mean())), 1e-12)
+        with torch.no_grad():
+            for member in members_of(self.network):
+                tables = [member.embedding.weight] + ([member.head.weight] if member.head is not None else [])
+                for table in tables:
+                    table[torch.from_numpy(rows[known])] = torch.from_numpy(factors)
+
+    def serving_precision(self) -> str:
+        """The table precision recommendations read (see NetworkSettings.serving and EXACT_SERVING_UP_TO)."""
+        chosen = self.network_settings.serving
+        if chosen != "auto":
+            return chosen
+        return "float32" if len(self.vocab_ids) <= EXACT_SERVING_UP_TO or self.device.type != "cpu" else "int8"
+
+    def served_scores(self) -> ServedScores:
+        """The table recommendations are read from, built once per trained or loaded network."""
+        if self._served is None or self.network.training:
+            self._served = ServedScores(self.network, self.serving_precision())
+        return self._served
 
     def _recording(self, callback: FitCallback | None) -> FitCallback:
         """The callback, after keeping each epoch in `history` (the app draws it while training runs)."""
@@ -154,8 +232,10 @@ class NeuralRecommender(Recommender):
         def record(progress) -> bool | None:
             if progress.epoch_end:
                 self.epochs_trained = progress.epoch
-                self.history = [*self.history, {"epoch": progress.epoch, "loss": progress.loss,
-                                                "val_metric": progress.val_metric}]
+                self.history = [
+                    *self.history,
+                    {"epoch": progress.epoch, "loss": progress.loss, "val_metric": progress.val_metric},
+                ]
             return callback(progress) if callback is not None else None
 
         return record
@@ -177,16 +257,22 @@ class NeuralRecommender(Recommender):
         title_words = torch.from_numpy(pad_rows([words[k] for k in rows])).to(self.device)
         was_training = self.network.training
         self.network.eval()
-        logits = self.network.scores(seeds, title_words)[:, 1:]
-        self.network.train(was_training)
-        # a non-finite score is no opinion: it must never rank first (base.top_n also drops it)
-        logits = torch.nan_to_num(logits, nan=float("-inf"), posinf=float("-inf"))
-        if limit is not None and limit < logits.shape[1]:
-            # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
-            logits, positions = torch.topk(logits, limit, dim=1)
-            ids = self.vocab_ids[positions.cpu().numpy()]
+        served = self.served_scores()
+        if limit is not None and limit < len(self.vocab_ids) and not served.exact:
+            logits, positions = served.top(seeds, title_words, limit)
+            ids = self.vocab_ids[positions.cpu().numpy() - 1]
+            self.network.train(was_training)
         else:
-            ids = np.broadcast_to(self.vocab_ids, logits.shape)
+            logits = self.network.scores(seeds, title_words)[:, 1:]
+            self.network.train(was_training)
+            # a non-finite score is no opinion: it must never rank first (base.top_n also drops it)
+            logits = torch.nan_to_num(logits, nan=float("-inf"), posinf=float("-inf"))
+            if limit is not None and limit < logits.shape[1]:
+                # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
+                logits, positions = torch.topk(logits, limit, dim=1)
+                ids = self.vocab_ids[positions.cpu().numpy()]
+            else:
+                ids = np.broadcast_to(self.vocab_ids, logits.shape)
         values = logits.float().cpu().numpy()
         for r, k in enumerate(rows):
             results[k] = (ids[r], values[r])
@@ -247,6 +333,7 @@ class NeuralRecommender(Recommender):
         self.network = self.new_network()
         self.network.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
         self.network.to(self.device).eval()
+        self._served = None
         losses, scores, best = arrays["history.loss"], arrays["history.val"], arrays["best"]
         if len(losses) != len(scores) or best.shape != (3,):
             raise CheckpointError("damaged neural checkpoint: training history arrays of different lengths")
