@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest, app_test
 from test_app import APP, button, goto, user
 
 from songrec import explore
-from songrec.corpus import load_corpus
+from songrec.ingest import load_corpus
 from songrec.mpd import read_slice
 from songrec.synthetic import write_demo
 

@@ -311,7 +311,7 @@ def test_a_reload_finds_the_training_still_running_then_done(browser, server: st
 
 
 def test_the_notebook_replay_reasons_two_models_and_both_downloads(browser, server: str, tmp_path: Path) -> None:
-    from songrec.corpus import load_corpus
+    from songrec.ingest import load_corpus
     from songrec.mpd import read_slice
 
     page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
