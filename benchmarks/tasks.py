@@ -130,7 +130,7 @@ def train(source: str, cache_dir: str | None = None, steps: int = 30, warmup: in
         "vocabulary": len(model.vocab_ids),
         "playlists": corpus.n_playlists,
         "tracks": corpus.n_tracks,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": model.train_settings.cpu_threads or torch.get_num_threads(),
     }
 
 
@@ -191,7 +191,7 @@ def train_vocabulary(
         "vocabulary": items,
         "playlists": playlists,
         "tracks": items,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": settings.cpu_threads or torch.get_num_threads(),
     }
 
 
@@ -298,7 +298,7 @@ def fit_time(source: str, cache_dir: str | None = None, **params) -> dict:
         "best_val": model.best_val_metric,
         "playlists": corpus.n_playlists,
         "vocabulary": len(model.vocab_ids),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": model.train_settings.cpu_threads or torch.get_num_threads(),
         "params": params,
     }
 
@@ -330,7 +330,7 @@ def latency(
     if model == "neural":
         params.setdefault("device", "cpu")
         recommender = make_model("neural", **params)
-        recommender.fit(corpus, callback=lambda p: p.step < steps)
+        recommender.fit(corpus, callback=lambda p: getattr(p, "step", 0) < steps)
     else:
         recommender = make_model(model, **params)
         recommender.fit(corpus)

@@ -138,6 +138,14 @@ class TrainSettings(Settings):
         step=0.01,
         label="Validation share",
     )
+    cpu_threads: int = setting(
+        1,
+        "torch threads while training on CPU (0: torch's default, one per core); a sampled step is many small "
+        "operations, and on a shared 2-core machine 2 threads spent 5-10x the CPU time of one waiting on each other",
+        low=0,
+        high=256,
+        label="CPU threads",
+    )
     seed: int = setting(0, "seeds the weights, the batches and the validation split", low=0, high=2**31 - 1)
     device: str = setting("auto", "auto picks CUDA, then Apple MPS, else CPU", choices=DEVICES)
 

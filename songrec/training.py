@@ -374,6 +374,26 @@ def train(
     has the history and best epoch after an interrupt.
     """
     group = group or Distributed()
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and settings.cpu_threads:
+        torch.set_num_threads(settings.cpu_threads)
+    try:
+        return _train(network, playlists, settings, max_seeds, device, validate, callback, group, result)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    network: torch.nn.Module,
+    playlists: TrainingPlaylists,
+    settings: TrainSettings,
+    max_seeds: int,
+    device: torch.device,
+    validate: Callable[[], float] | None,
+    callback: Callable[[TrainProgress], bool | None] | None,
+    group: Distributed,
+    result: TrainResult | None,
+) -> TrainResult:
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     steps = math.ceil(len(playlists) / (settings.batch_size * group.world))
