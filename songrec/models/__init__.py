@@ -14,6 +14,7 @@ _MODELS = {
     "ease": ("songrec.models.ease", "EASERecommender"),
     "als": ("songrec.models.als", "ALSRecommender"),
     "neural": ("songrec.models.neural", "NeuralRecommender"),
+    "hybrid": ("songrec.models.hybrid", "HybridRecommender"),
 }
 MODEL_NAMES = tuple(_MODELS)
 
