@@ -6,7 +6,7 @@ fresh server (and in AppTest) runs a deep-linked page script without this router
 
 import streamlit as st
 
-from songrec.ui import state
+from songrec.ui import datasets, training, widgets
 
 st.set_page_config(page_title="songrec", page_icon=":material/queue_music:", layout="wide")
 
@@ -20,11 +20,11 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-state.ensure_dataset()
-state.collect_training()
+datasets.ensure_dataset()
+training.collect_training()
 sidebar = st.sidebar.empty()
 with sidebar.container():
-    state.sidebar()
+    widgets.sidebar()
 page.run()
 with sidebar.container():  # again after the page, to show what it just loaded or fitted (skipped on st.stop)
-    state.sidebar()
+    widgets.sidebar()

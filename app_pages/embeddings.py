@@ -1,54 +1,60 @@
 """Embeddings: a t-SNE map of the most frequent tracks, coloured by genre, one playlist highlighted."""
 
-import altair as alt
 import numpy as np
 import streamlit as st
 
-from songrec import explore
+from songrec import charts, explore
 from songrec.genres import MORE_KEYWORDS
 from songrec.projection import model_embeddings, with_genres
-from songrec.ui import state
+from songrec.ui import cached, datasets, models, widgets
 
-state.page_header("Embeddings", "Tracks that the model places close together should be ones that share playlists. "
-                  "t-SNE squeezes the learned vectors of the most frequent tracks into two dimensions.")
+widgets.page_header(
+    "Embeddings",
+    "Tracks that the model places close together should be ones that share playlists. "
+    "t-SNE squeezes the learned vectors of the most frequent tracks into two dimensions.",
+)
 
-corpus, ref = state.corpus(), state.dataset()
-entries = state.models()
+corpus, ref = datasets.corpus(), datasets.dataset()
 SVD = "SVD of the playlist-track matrix (no training needed)"
-sources = [label for label, entry in entries.items() if hasattr(entry.model, "track_embeddings")] + [SVD]
+sources = [*models.labels_where(lambda model: hasattr(model, "track_embeddings")), SVD]
 if len(sources) == 1:
-    st.caption("No trained neural model yet, so the map shows plain co-occurrence vectors (an SVD). Train the neural "
-               "model on the **Train** page to map its learned embeddings.")
+    st.caption(
+        "No trained neural model yet, so the map shows plain co-occurrence vectors (an SVD). Train the neural "
+        "model on the **Train** page to map its learned embeddings."
+    )
 
 with st.form("tsne_form"):
     c = st.columns([3, 2, 2, 2])
-    source = c[0].selectbox("Vectors", sources, format_func=lambda k: entries[k].describe() if k in entries else k)
+    source = c[0].selectbox("Vectors", sources, format_func=models.describer())
     n_tracks = c[1].number_input("Most frequent tracks (N)", 50, 5000, 1000, step=50)
     perplexity = c[2].slider("Perplexity", 2, 100, 30)
-    more = c[3].checkbox("Label more genres", value=True,
-                         help="Also rock, pop, edm, indie, latin, jazz and classical, besides the three validated.")
+    more = c[3].checkbox(
+        "Label more genres",
+        value=True,
+        help="Also rock, pop, edm, indie, latin, jazz and classical, besides the three validated.",
+    )
     st.form_submit_button("Draw map", type="primary")
 
 if source == SVD:
-    ids, vectors = state.svd_vectors(ref.key, corpus)
+    ids, vectors = cached.svd_vectors(ref.key, corpus)
     token = f"svd:{ref.key}"
 else:
     try:
-        ids, vectors = model_embeddings(state.usable_models()[source], corpus)
+        ids, vectors = model_embeddings(models.usable_models()[source], corpus)
     except ValueError as exc:
         st.error(str(exc))
         st.stop()
-    token = state.model_token(source)
+    token = models.model_token(source)
 
 if len(ids) < 4:
     st.warning("Too few tracks with embeddings to draw a map.")
     st.stop()
 
 with st.spinner(f"t-SNE of {min(int(n_tracks), len(ids)):,} tracks…"):
-    projection = state.tsne_map(token, int(n_tracks), float(perplexity), ids, vectors, corpus)
+    projection = cached.tsne_map(token, int(n_tracks), float(perplexity), ids, vectors, corpus)
 
-keywords = {**state.keywords(), **(MORE_KEYWORDS if more else {})}
-points = with_genres(projection, state.genre_labels(ref.key, state.keywords_key(keywords), corpus).tracks)
+keywords = {**cached.keywords(), **(MORE_KEYWORDS if more else {})}
+points = with_genres(projection, cached.genre_labels(ref.key, cached.keywords_key(keywords), corpus).tracks)
 
 query = st.text_input("Highlight a playlist (search by name)", key="embed_query", placeholder="e.g. country")
 highlight = np.zeros(len(points), dtype=bool)
@@ -59,24 +65,15 @@ if found is not None:
     else:
         row = st.selectbox("Playlist", found["row"].tolist(), format_func=lambda r: explore.playlist_label(corpus, r))
         highlight = np.isin(points["track_id"].to_numpy(), corpus.playlist_tracks(row))
-        st.caption(f"{int(highlight.sum())} of its {corpus.lengths()[row]} tracks are among the mapped tracks "
-                   "(ringed in black).")
+        st.caption(
+            f"{int(highlight.sum())} of its {corpus.lengths()[row]} tracks are among the mapped tracks "
+            "(ringed in black)."
+        )
 points = points.assign(highlight=highlight)
 
-genres = [g for g in keywords if (points["genre"] == g).any()] + ["other"]
-legend = alt.selection_point(fields=["genre"], bind="legend")
-TABLEAU = ["#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#2D46B9"]
-palette = [TABLEAU[i % len(TABLEAU)] for i in range(len(genres) - 1)] + ["#C8C8C8"]
-colors = alt.Color("genre:N", scale=alt.Scale(domain=genres, range=palette),
-                   legend=alt.Legend(title="genre label (click to pick)", orient="right"))
-base = alt.Chart(points).encode(
-    x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-    tooltip=["track:N", "artist:N", "genre:N", alt.Tooltip("count:Q", title="playlists")],
+genres = [g for g in keywords if (points["genre"] == g).any()]
+st.altair_chart(charts.track_map(points, genres), width="stretch")
+st.caption(
+    f"{len(points):,} most frequent of {len(ids):,} tracks with vectors · perplexity {perplexity} · scroll to "
+    "zoom, drag to pan, hover for the track · colour: the genre a track appears under most often."
 )
-dots = base.mark_circle(size=40).encode(
-    color=colors, opacity=alt.condition(legend, alt.value(0.8), alt.value(0.08)),
-).add_params(legend)
-ring = base.transform_filter(alt.datum.highlight).mark_point(size=140, color="black", strokeWidth=2, filled=False)
-st.altair_chart((dots + ring).properties(height=620).interactive(), width="stretch")
-st.caption(f"{len(points):,} most frequent of {len(ids):,} tracks with vectors · perplexity {perplexity} · scroll to "
-           "zoom, drag to pan, hover for the track · colour: the genre a track appears under most often.")

@@ -1,15 +1,14 @@
 """Genre validation: for country, hip-hop and christmas playlists, how many of a model's top 15 stay in genre."""
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from songrec import explore
+from songrec import charts, explore
 from songrec.genres import DEFAULT_KEYWORDS, example_table, genre_match_counts, parse_keywords
-from songrec.ui import state
+from songrec.ui import cached, datasets, models, session, widgets
 
-state.page_header(
+widgets.page_header(
     "Genre validation",
     "Playlists named for a genre (by keywords) seed each model with their first tracks — never their title. A track's "
     "genre is the genre it appears under most often. We count how many of the top recommendations carry the "
@@ -17,60 +16,77 @@ state.page_header(
     "A playlist's own vote is left out of the labels of its recommendations.",
 )
 
-corpus, ref = state.corpus(), state.dataset()
-keywords = state.keywords()
+corpus, ref = datasets.corpus(), datasets.dataset()
+keywords = cached.keywords()
 
-with (st.expander("Genre keywords (whole words of the playlist name, comma separated)"),
-      st.form("keywords_form", border=False)):
-        cols = st.columns(len(keywords))
-        edited = {genre: parse_keywords(col.text_input(genre, ", ".join(words), key=f"kw_{genre}"))
-                  for col, (genre, words) in zip(cols, keywords.items(), strict=True)}
-        apply, reset = st.columns([1, 6])
-        if apply.form_submit_button("Apply", type="primary"):
-            st.session_state["keywords"] = keywords = edited
-        if reset.form_submit_button("Reset to defaults"):
-            st.session_state["keywords"] = keywords = {g: list(w) for g, w in DEFAULT_KEYWORDS.items()}
-            for genre in DEFAULT_KEYWORDS:
-                st.session_state.pop(f"kw_{genre}", None)
-            st.rerun()
+with (
+    st.expander("Genre keywords (whole words of the playlist name, comma separated)"),
+    st.form("keywords_form", border=False),
+):
+    cols = st.columns(len(keywords))
+    edited = {
+        genre: parse_keywords(col.text_input(genre, ", ".join(words), key=f"kw_{genre}"))
+        for col, (genre, words) in zip(cols, keywords.items(), strict=True)
+    }
+    apply, reset = st.columns([1, 6])
+    if apply.form_submit_button("Apply", type="primary"):
+        cached.set_keywords(edited)
+        keywords = edited
+    if reset.form_submit_button("Reset to defaults"):
+        cached.set_keywords(DEFAULT_KEYWORDS)
+        for genre in DEFAULT_KEYWORDS:
+            st.session_state.pop(f"kw_{genre}", None)
+        st.rerun()
 
 c = st.columns(3)
 top_n = int(c[0].number_input("Top N recommendations", 5, 100, 15))
 n_seeds = int(c[1].number_input("Seed tracks (first K of each playlist)", 1, 100, 10))
-max_playlists = int(c[2].number_input("Playlists per genre (at most)", 10, 5000, 300, step=50,
-                                      help="A seeded random sample when a genre has more."))
+max_playlists = int(
+    c[2].number_input(
+        "Playlists per genre (at most)", 10, 5000, 300, step=50, help="A seeded random sample when a genre has more."
+    )
+)
 
-state.ensure_baseline("popularity")
-entries = state.models()
-usable = state.usable_models()
-labels = list(entries)
-order = ["neural"] + [k for k in labels if k != "neural"]
-chosen = st.multiselect("Models", [k for k in order if k in labels], default=[k for k in order if k in labels])
+models.ensure_baseline("popularity")
+entries = models.models()
+usable = models.usable_models()
+order = models.ordered_labels()
+chosen = st.multiselect("Models", order, default=order)
 if "popularity" not in chosen:
     chosen.append("popularity")
-if "neural" not in entries:
+if not any(entry.kind == "neural" for entry in entries.values()):
     st.caption("No neural model yet: train one on the **Train** page to see how it compares.")
 
-kw_key = state.keywords_key(keywords)
-labels = state.genre_labels(ref.key, kw_key, corpus)
+kw_key = cached.keywords_key(keywords)
+labels = cached.genre_labels(ref.key, kw_key, corpus)
 params = (ref.key, kw_key, top_n, n_seeds, max_playlists)
-cache = st.session_state.setdefault("genre_results", {})
+cache = session.current().results.setdefault("genre_results", {})
 results = {}
-missing = [m for m in chosen if (params, state.model_token(m)) not in cache]
+missing = [m for m in chosen if (params, models.model_token(m)) not in cache]
 bar = st.progress(0.0, text="Scoring genre playlists…") if missing else None
 for i, label in enumerate(chosen):
-    key = (params, state.model_token(label))
+    key = (params, models.model_token(label))
     if key not in cache:
         cache[key] = {
-            genre: genre_match_counts(usable[label], corpus, genre, keywords, n=top_n, n_seeds=n_seeds,
-                                      max_playlists=max_playlists, model_name=label,
-                                      labels=labels)
+            genre: genre_match_counts(
+                usable[label],
+                corpus,
+                genre,
+                keywords,
+                n=top_n,
+                n_seeds=n_seeds,
+                max_playlists=max_playlists,
+                model_name=label,
+                labels=labels,
+            )
             for genre in keywords
         }
         bar.progress((i + 1) / len(chosen), text=f"Scored {label}")
     results[label] = cache[key]
 if bar is not None:
     bar.empty()
+while len(cache) > 32:  # scores of earlier settings: keep the recent ones only
+    del cache[next(iter(cache))]
 
 genres = list(keywords)
 summary = pd.DataFrame([results[m][g].summary() for g in genres for m in chosen])
@@ -80,31 +96,14 @@ if summary.empty or summary["playlists"].sum() == 0:
 
 # --------------------------------------------------------------------------- overview
 st.subheader(f"Matches in the top {top_n}, averaged over each genre's playlists")
-chance = summary.drop_duplicates("genre")[["genre", "expected_by_chance", "base_rate", "playlists"]]
-bars = pd.concat([
-    summary[["genre", "model", "mean_matches"]],
-    chance.assign(model="base rate (random track)", mean_matches=chance["expected_by_chance"])[
-        ["genre", "model", "mean_matches"]],
-])
-COLORS = ["#1DB954", "#535353", "#2D46B9", "#F59B23", "#AF2896", "#509BF5"]
-palette = alt.Scale(domain=[*chosen, "base rate (random track)"],
-                    range=[COLORS[i % len(COLORS)] for i in range(len(chosen))] + ["#C8C8C8"])
-st.altair_chart(
-    alt.Chart(bars).mark_bar().encode(
-        x=alt.X("genre:N", sort=genres, title=None, axis=alt.Axis(labelAngle=0)),
-        xOffset=alt.XOffset("model:N", sort=[*chosen, "base rate (random track)"]),
-        y=alt.Y("mean_matches:Q", title=f"matching tracks in top {top_n}", scale=alt.Scale(domain=[0, top_n])),
-        color=alt.Color("model:N", scale=palette, legend=alt.Legend(orient="bottom", title=None)),
-        tooltip=["genre:N", "model:N", alt.Tooltip("mean_matches:Q", format=".2f", title="mean matches")],
-    ).properties(height=320),
-    width="stretch",
-)
+st.altair_chart(charts.genre_matches(summary, chosen, genres, top_n), width="stretch")
 table = summary.assign(
-    share=summary["mean_share"].map(state.percent),
-    base_rate=summary["base_rate"].map(state.percent),
+    share=summary["mean_share"].map(widgets.percent),
+    base_rate=summary["base_rate"].map(widgets.percent),
 )[["genre", "model", "playlists", "mean_matches", "share", "expected_by_chance", "base_rate"]]
 st.dataframe(
-    table, hide_index=True,
+    table,
+    hide_index=True,
     column_config={
         "mean_matches": st.column_config.NumberColumn(f"mean matches / {top_n}", format="%.2f"),
         "share": "share in genre",
@@ -122,26 +121,14 @@ for tab, genre in zip(tabs, genres, strict=True):
         if per.empty:
             st.caption(f"No playlist named for {genre}.")
             continue
-        counts = per.groupby(["model", "matches"]).size().reset_index(name="playlists")
-        model_colours = alt.Scale(domain=chosen, range=[COLORS[i % len(COLORS)] for i in range(len(chosen))])
-        st.altair_chart(
-            alt.Chart(counts).mark_bar().encode(
-                x=alt.X("matches:O", title=f"matching tracks in top {top_n}",
-                        scale=alt.Scale(domain=list(range(top_n + 1)))),
-                xOffset=alt.XOffset("model:N", sort=chosen),
-                y=alt.Y("playlists:Q"),
-                color=alt.Color("model:N", scale=model_colours, legend=alt.Legend(orient="bottom", title=None)),
-                tooltip=["model:N", "matches:O", "playlists:Q"],
-            ).properties(height=220),
-            width="stretch",
-        )
+        st.altair_chart(charts.match_distribution(per, chosen, top_n), width="stretch")
         wide = per.pivot_table(index=["pid", "name"], columns="model", values="matches").reset_index()
         wide = wide[["pid", "name", *[m for m in chosen if m in wide]]]
         st.dataframe(wide, hide_index=True, height=220)
 
 # --------------------------------------------------------------------------- examples
 st.subheader("Three example playlists")
-example_model = st.selectbox("Recommendations of", chosen, index=0, format_func=lambda k: entries[k].describe())
+example_model = st.selectbox("Recommendations of", chosen, format_func=models.describer())
 tabs = st.tabs(genres)
 for tab, genre in zip(tabs, genres, strict=True):
     with tab:
@@ -155,14 +142,16 @@ for tab, genre in zip(tabs, genres, strict=True):
         for column, position in zip(cols, picks, strict=True):
             with column:
                 row = int(per["row"].iat[position])
-                st.markdown(f"**{per['name'].iat[position]}** · pid {per['pid'].iat[position]}  \n"
-                            f"{per['matches'].iat[position]} of {top_n} in genre")
+                st.markdown(
+                    f"**{per['name'].iat[position]}** · pid {per['pid'].iat[position]}  \n"
+                    f"{per['matches'].iat[position]} of {top_n} in genre"
+                )
                 seeds = explore.tracks_table(corpus, corpus.playlist_tracks(row)[:n_seeds])
                 with st.expander(f"{len(seeds)} seed tracks"):
                     st.dataframe(seeds[["track", "artist"]], hide_index=True)
                 example = example_table(corpus, result, position)[["match", "track", "genre label"]]
                 st.dataframe(
-                    state.marked(example, "match"),
+                    widgets.marked(example, "match"),
                     hide_index=True,
                     column_config={"match": st.column_config.TextColumn("", width="small")},
                     height=38 + 35 * top_n,

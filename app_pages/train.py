@@ -1,110 +1,90 @@
 """Train: the neural model (live loss curve, stop button, best epoch kept), baselines, checkpoints."""
 
-import dataclasses
-
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from songrec.config import TrainConfig
-from songrec.models import MODEL_NAMES
-from songrec.ui import state
+from songrec import charts, explore
+from songrec.models import model_names
+from songrec.settings import SettingError
+from songrec.ui import datasets, models, notebook, training, widgets
+from songrec.ui.jobs import ordinal
 
-state.page_header("Train", "Fit the neural model with the notebook's settings (and a few more), or the baselines it "
-                  "has to beat. Training runs in the background: you can watch it here, stop it, or use other pages.")
+widgets.page_header(
+    "Train",
+    "Fit the neural model with the notebook's settings (and a few more), or the baselines it has to beat. Training "
+    "runs in the background: you can watch it here, stop it, use other pages, or reload the page and come back. "
+    "At the bottom, the student notebook's model trained as written, beside the fix.",
+)
 
-corpus, ref = state.corpus(), state.dataset()
+corpus = datasets.corpus()
 files = list(dict.fromkeys(corpus.playlists["file"].tolist()))
-job = state.train_job()
+job = training.train_job()
 running = job is not None and job.running
 
-from songrec.models.neural import available_devices, pick_device  # noqa: E402  (imports torch: after the header)
-
-devices = available_devices()
-saved = st.session_state.get("train_settings") or dataclasses.asdict(TrainConfig())
-default_device = saved.get("device") if saved.get("device") in devices else pick_device("auto").type
+from songrec.models.network import available_devices  # noqa: E402  (imports torch: after the header)
 
 st.subheader("Neural model")
+saved = training.saved_settings()
 with st.form("train_form"):
-    c = st.columns(4)
-    learning_rate = c[0].number_input("Learning rate", 1e-5, 1.0, float(saved["learning_rate"]), step=1e-4,
-                                      format="%.4f")
-    max_files = c[1].number_input("Files to load", 0, len(files), min(int(saved["max_files"]), len(files)),
-                                  help=f"Train on the playlists of the first N of the {len(files)} loaded files "
-                                       "(0 = all).")
-    targets = c[2].number_input("Targets per playlist", 1, 1000, int(saved["targets_per_playlist"]),
-                                help="Withheld tracks scored per playlist and step (the notebook's 'training sets').")
-    epochs = c[3].number_input("Epochs", 1, 500, int(saved["epochs"]))
-    c = st.columns(4)
-    embedding_dim = c[0].number_input("Embedding size", 4, 1024, int(saved["embedding_dim"]), step=8)
-    hidden_dim = c[1].number_input("Hidden size", 4, 4096, int(saved["hidden_dim"]), step=8)
-    batch_size = c[2].number_input("Batch size", 1, 8192, int(saved["batch_size"]))
-    dropout = c[3].slider("Dropout", 0.0, 0.9, float(saved["dropout"]), step=0.05)
-    c = st.columns(5)
-    min_track_count = c[0].number_input("Min track count", 1, 1000, int(saved["min_track_count"]),
-                                        help="Tracks in fewer playlists are not scored by the network.")
-    members = c[1].number_input("Networks", 1, 8, int(saved["members"]),
-                                help="Networks trained side by side from different random starts; their averaged "
-                                     "scores rank tracks (1 = one network, as in the notebook).")
-    seed = c[2].number_input("Seed", 0, 2**31 - 1, int(saved["seed"]))
-    device = c[3].selectbox("Device", devices, index=devices.index(default_device) if default_device in devices else 0,
-                            help="Devices this server's torch can use.")
-    submitted = c[4].form_submit_button("Train neural model", type="primary", disabled=running, width="stretch")
+    chosen = {}
+    for title, specs in training.setting_groups(len(files), available_devices()):
+        st.markdown(f"**{title}**")
+        chosen |= widgets.settings_form(specs, saved, columns=4, key=f"neural.{title.lower()}")
+    submitted = st.form_submit_button("Train neural model", type="primary", disabled=running)
 
 if submitted and not running:
-    chosen = dict(learning_rate=float(learning_rate), max_files=int(max_files), targets_per_playlist=int(targets),
-                  epochs=int(epochs), embedding_dim=int(embedding_dim), hidden_dim=int(hidden_dim),
-                  batch_size=int(batch_size), dropout=float(dropout), min_track_count=int(min_track_count),
-                  members=int(members), seed=int(seed), device=str(device))
-    config = dataclasses.replace(TrainConfig(), **chosen)
-    st.session_state["train_settings"] = dataclasses.asdict(config)
     train_corpus = corpus
-    if 0 < config.max_files < len(files):
-        train_corpus = corpus.subset(corpus.rows_from_files(files[: config.max_files]))
-    job = state.start_training(config, train_corpus)
-    running = True
-
-
-def history_chart(history: list[dict]) -> alt.Chart:
-    frame = pd.DataFrame(history)
-    loss = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(color="#1DB954"), color="#1DB954").encode(
-        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
-        tooltip=["epoch:Q", alt.Tooltip("loss:Q", format=".4f")],
-    ).properties(title="Training loss", height=240)
-    val = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(color="#535353"), color="#535353").encode(
-        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("val_metric:Q", title="validation R-precision", scale=alt.Scale(zero=False)),
-        tooltip=["epoch:Q", alt.Tooltip("val_metric:Q", format=".4f", title="R-precision")],
-    ).properties(title="Validation R-precision (held-out playlists)", height=240)
-    return alt.hconcat(loss, val).resolve_scale(y="independent")
+    max_files = int(chosen.get("max_files", 0))
+    if 0 < max_files < len(files):
+        train_corpus = corpus.subset(corpus.rows_from_files(files[:max_files]))
+    try:
+        training.start_training(chosen, train_corpus)
+    except SettingError as exc:
+        st.error(f"Not started: {exc}")
+    else:
+        st.rerun()  # draw the whole page again with the job on it (the form's button disabled, the sidebar)
 
 
 @st.fragment(run_every=1.0 if running else None)
 def training_view(polling: bool) -> None:
-    job = state.train_job()
+    job = training.train_job()
     if job is None:
         st.info("No neural model trained in this session yet. Pick settings above and press **Train neural model**.")
         return
     model = job.model
     status = job.status  # read once: the thread may finish while this view draws
-    if status in ("pending", "running"):
+    if status in ("queued", "running"):
         st.progress(job.fraction, text=job.describe())
-        if st.button("Stop training", icon=":material/stop_circle:", disabled=job.stopping):
+        label = "Leave the queue" if status == "queued" else "Stop training"
+        if st.button(label, icon=":material/stop_circle:", disabled=job.stopping):
             job.stop()
-            st.toast("Stopping after the current step; the best epoch so far is kept.")
+            st.toast(
+                "Left the queue."
+                if status == "queued"
+                else "Stopping after the current step; the best epoch so far is kept."
+            )
     elif polling:
         st.rerun()  # the job just ended: redraw the whole app (sidebar, model list)
     history = list(model.history)
     if history:
-        st.altair_chart(history_chart(history), width="content")
-        table = pd.DataFrame(history).rename(columns={"val_metric": "validation R-precision"})
+        st.altair_chart(charts.training_history(history), width="content")
         with st.expander("Per-epoch numbers"):
-            st.dataframe(table, hide_index=True)
-    if status in ("done", "stopped"):
-        best = f"best epoch {model.best_epoch} (validation R-precision {model.best_val_metric:.4f}) kept" \
-            if model.best_epoch else "stopped before the first epoch ended: the weights are the partly trained ones"
-        st.success(f"{'Trained' if status == 'done' else 'Stopped after'} {model.epochs_trained} epoch"
-                   f"{'s' if model.epochs_trained != 1 else ''} in {job.seconds:.1f} s on {model.device.type}; {best}.")
+            st.dataframe(
+                pd.DataFrame(history).rename(columns={"val_metric": "validation R-precision"}), hide_index=True
+            )
+    if status in ("done", "stopped") and job.started:
+        best = (
+            f"best epoch {model.best_epoch} (validation R-precision {model.best_val_metric:.4f}) kept"
+            if model.best_epoch
+            else "stopped before the first epoch ended: the weights are the partly trained ones"
+        )
+        epochs = model.epochs_trained
+        st.success(
+            f"{'Trained' if status == 'done' else 'Stopped after'} {epochs} epoch{'s' if epochs != 1 else ''} "
+            f"in {job.seconds:.1f} s on {model.device.type}; {best}."
+        )
+    elif status == "stopped":
+        st.info("Left the queue before it started; nothing was trained.")
     elif status == "failed":
         st.error(f"Training failed — {job.error}")
         with st.expander("Details"):
@@ -115,36 +95,150 @@ training_view(running)
 
 # --------------------------------------------------------------------------- baselines
 st.subheader("Baselines")
-st.caption("The floors the neural model must clear. Popularity recommends the same hits to everyone; item-kNN "
-           "recommends tracks that share playlists with the seeds.")
-kinds = [k for k in MODEL_NAMES if k != "neural"]
-cols = st.columns(max(len(kinds), 1))
-for column, kind in zip(cols, kinds, strict=False):
+st.caption(
+    "The floors the neural model must clear. Popularity recommends the same hits to everyone; item-kNN "
+    "recommends tracks that share playlists with the seeds."
+)
+kinds = [k for k in model_names() if k != "neural"]
+for column, kind in zip(st.columns(max(len(kinds), 1)), kinds, strict=False):
     with column:
-        entry = state.models().get(kind)
-        fitted = entry is not None and entry.dataset_key == ref.key
-        if st.button(f"{'Refit' if fitted else 'Fit'} {kind}", key=f"fit_{kind}", width="stretch"):
+        entry = models.fitted_here(kind)
+        clicked = st.button(f"{'Refit' if entry else 'Fit'} {kind}", key=f"fit_{kind}", width="stretch")
+        specs = models.setting_specs(kind)
+        params = {}
+        if specs:
+            with st.expander("Settings"):
+                params = widgets.settings_form(specs, models.saved_params(kind), columns=1, key=f"baseline.{kind}")
+        if clicked:
             try:
-                entry = state.fit_baseline(kind)
-                fitted = True
+                entry = models.fit_baseline(kind, **params)
+            except SettingError as exc:
+                st.error(f"Not fitted: {exc}")
             except Exception as exc:  # a model still being written must not take the page down
                 st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
-        if fitted:
+        if entry:
             st.caption(f"fitted in {entry.seconds:.1f} s")
+
+# --------------------------------------------------------------------------- the notebook, as written
+st.subheader("The notebook, as written")
+st.caption(
+    "The student notebook this project grew from recommended nearly the same songs for every playlist. Here its "
+    "model is trained exactly as written, beside songrec's fixed model on the same playlists "
+    f"({notebook.TEST_SHARE:.0%} held out to measure coverage and R-precision). Switch fixes on and train again "
+    "to watch what each one changes."
+)
+replay = notebook.replay_job()
+replaying = replay is not None and replay.running
+saved_fixes = notebook.saved_fixes()
+fixes = []
+causes = explore.NOTEBOOK_CAUSES
+for column, (number, cause) in zip(st.columns(len(causes)), enumerate(causes, 1), strict=True):
+    with column:
+        st.markdown(f"**{number}. {cause.title}**")
+        st.caption(notebook.first_sentence(cause.why))
+for column, cause in zip(st.columns(len(causes)), causes, strict=True):  # a row of their own: aligned
+    with column:
+        if st.toggle("Fix it", value=cause.key in saved_fixes, key=f"notebook_fix.{cause.key}", help=cause.why):
+            fixes.append(cause.key)
+if st.button("Train the notebook and the fixed model", type="primary", disabled=replaying, key="notebook_replay"):
+    notebook.start_replay(fixes)
+    st.rerun()
+
+
+@st.fragment(run_every=1.0 if replaying else None)
+def replay_view(polling: bool) -> None:
+    job = notebook.replay_job()
+    status = job.status if job is not None else None
+    if status in ("queued", "running"):
+        place = job.place
+        st.progress(
+            job.fraction, text=f"waiting: {ordinal(place)} in line" if place else getattr(job.last, "label", "starting")
+        )
+        if st.button("Stop", icon=":material/stop_circle:", disabled=job.stopping, key="notebook_stop"):
+            job.stop()
+    elif polling:
+        st.rerun()
+    elif status == "failed":
+        st.error(f"The replay failed — {job.error}")
+    run = notebook.last_run()
+    if run is None:
+        if status not in ("queued", "running"):
+            st.info("Press **Train the notebook and the fixed model** (seconds on the demo data).")
+        return
+    report = run.report
+    summary = report.summary
+    country, christmas = report.playlists
+    st.markdown(
+        f"Fixes on: **{notebook.cause_titles(run.fixes)}** (trained and measured in {run.seconds:.0f} s). "
+        f"Top 15 of the country playlist **{country}** and the Christmas playlist **{christmas}**, "
+        "each given its first 20 tracks; ✓ green: in both lists."
+    )
+    written = summary.iloc[0]
+    for column, row in zip(st.columns(len(summary)), summary.itertuples(), strict=True):
+        with column:
+            st.markdown(f"**{row.model}**")
+            first = row.model == written["model"]
+            m = st.columns(3)
+            m[0].metric(
+                "Coverage",
+                widgets.percent(row.coverage),
+                delta=None if first else f"{100 * (row.coverage - written['coverage']):+.1f} pts",
+                help="Distinct tracks in all the top 15 lists, divided by 15 × held-out playlists.",
+            )
+            m[1].metric(
+                "R-precision",
+                f"{row.r_precision:.3f}",
+                delta=None if first else f"{row.r_precision - written['r_precision']:+.3f}",
+            )
+            m[2].metric("Overlap", f"{row.overlap}/15", help="Tracks in both the country and the Christmas top 15.")
+            top = report.lists[row.model]
+            st.dataframe(
+                widgets.marked(top[["rank", "country track", "christmas track", "in both"]], "in both"),
+                hide_index=True,
+                column_order=["rank", "country track", "christmas track"],  # in both: the green rows
+                column_config={"rank": st.column_config.NumberColumn("#", width=40)},
+                height=38 + 35 * len(top),
+            )
+    st.markdown("**How sure each model is of its top 15**")
+    st.altair_chart(
+        charts.confidence_spread(report.confidences, float(summary["uniform"].max()), summary["model"].tolist()),
+        width="stretch",
+    )
+    st.caption(
+        "The softmax probability of each recommended track (log scale): solid lines for the country playlist, "
+        "dashed for the Christmas one; the dotted line is "
+        "1 / tracks, a model with no preference at all. A spread close to zero is the collapse: every track "
+        "about as likely as any other, so nothing the playlist holds decides what comes first."
+    )
+    runs = notebook.runs_here()
+    if len(runs) > 1:
+        st.markdown("**Runs so far**: the notebook (with the fixes of each run) beside the fixed model")
+        st.dataframe(
+            notebook.runs_table(runs),
+            hide_index=True,
+            column_config={
+                "coverage": st.column_config.NumberColumn(format="percent"),
+                "fixed model's coverage": st.column_config.NumberColumn(format="percent"),
+                "R-precision": st.column_config.NumberColumn(format="%.3f"),
+                "fixed model's R-precision": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
+
+
+replay_view(replaying)
 
 # --------------------------------------------------------------------------- checkpoints
 st.subheader("Checkpoints")
 left, right = st.columns(2)
 with left:
-    entries = state.models()
-    if entries:
-        label = st.selectbox("Model to download", list(entries), index=len(entries) - 1 if "neural" not in entries
-                             else list(entries).index("neural"))
-        model = entries[label].model
+    labels = models.ordered_labels()
+    if labels:
+        label = st.selectbox("Model to download", labels, format_func=models.describer())
+        entry = models.models()[label]
         st.download_button(
             "Download checkpoint (.safetensors)",
-            data=lambda model=model: state.checkpoint_bytes(model),
-            file_name=f"songrec-{entries[label].kind}.safetensors",
+            data=lambda model=entry.model: models.checkpoint_bytes(model),
+            file_name=f"songrec-{entry.kind}.safetensors",
             mime="application/octet-stream",
             on_click="ignore",
             icon=":material/download:",
@@ -153,15 +247,18 @@ with left:
     else:
         st.caption("Fit or train a model to download its checkpoint.")
 with right:
-    upload = st.file_uploader("Load a checkpoint", key="checkpoint_upload",
-                              help="A .safetensors file saved by songrec (app or CLI). Anything else is refused.")
+    upload = st.file_uploader(
+        "Load a checkpoint",
+        key="checkpoint_upload",
+        help="A .safetensors file saved by songrec (app or CLI). Anything else is refused.",
+    )
     if upload is not None and st.button("Load checkpoint"):
         from songrec.checkpoint import CheckpointError
 
         try:
-            entry = state.load_checkpoint_upload(upload.name, upload.getvalue())
+            entry = models.load_checkpoint_upload(upload.name, upload.getvalue())
         except CheckpointError as exc:
             st.error(f"Not loaded: {exc}")
         else:
-            state.add_model(entry)
+            models.add_model(entry)
             st.success(f"Loaded {entry.describe()}; its tracks are matched to this dataset by Spotify URI.")

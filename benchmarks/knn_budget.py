@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from songrec.corpus import load_corpus
+from songrec.ingest import load_corpus
 from songrec.metrics import evaluate_model
 from songrec.models import make_model
 from songrec.protocol import make_cases

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -171,9 +172,9 @@ def _train_row(args, rows: list, label: str, source: str, overrides: dict) -> No
 
 
 def bench_latency(args, results: dict) -> None:
-    from songrec.models import MODEL_NAMES
+    from songrec.models import model_names
 
-    chosen = args.models.split(",") if args.models else list(MODEL_NAMES)
+    chosen = args.models.split(",") if args.models else list(model_names())
     # with --models, the other models' rows of a resumed run stay
     rows = [r for r in results.get("latency", []) if r["model"] not in chosen] if args.models else []
     for label, source in corpora(args):
@@ -211,17 +212,24 @@ def bench_latency(args, results: dict) -> None:
             )
             print_rows("latency", rows[-1:])
     labels = [label for label, _ in corpora(args)]
-    order = {m: i for i, m in enumerate(MODEL_NAMES)}
+    order = {m: i for i, m in enumerate(model_names())}
     rows.sort(key=lambda r: (labels.index(r["data"]) if r["data"] in labels else 99, order.get(r["model"], 99)))
     results["latency"] = rows
+
+
+TSNE_METHODS = ("one-thread", "songrec", "opentsne")
+"""The former path, the current one, and openTSNE when it is installed (it is not a dependency)."""
 
 
 def bench_tsne(args, results: dict) -> None:
     rows = []
     for points in args.tsne_points:
-        measured = task("tsne", points=points)
-        rows.append({"points": points, "seconds": measured["result"]["seconds"], "dim": measured["result"]["dim"]})
-        print_rows("tsne", rows[-1:])
+        for method in TSNE_METHODS:
+            if method == "opentsne" and importlib.util.find_spec("openTSNE") is None:
+                continue
+            measured = task("tsne", points=points, method=method)["result"]
+            rows.append({key: measured[key] for key in ("points", "dim", "method", "seconds", "trustworthiness")})
+            print_rows("tsne", rows[-1:])
     results["tsne"] = rows
 
 
@@ -430,12 +438,16 @@ def markdown(results: dict, command: str) -> str:
         lines.append("")
     if "tsne" in results:
         lines += [
-            "### 5. t-SNE (scikit-learn, cosine, as the app runs it: one thread)",
+            "### 5. t-SNE: the former one-thread path, songrec's (unit length, PCA to 50, 2 threads), openTSNE",
             "",
-            "| points | dim | seconds |",
-            "|---:|---:|---:|",
+            "| points | dim | method | seconds | trustworthiness (cosine, 10 neighbours) |",
+            "|---:|---:|---|---:|---:|",
         ]
-        lines += [f"| {r['points']:,} | {r['dim']} | {r['seconds']:.1f} |" for r in results["tsne"]]
+        lines += [
+            f"| {r['points']:,} | {r['dim']} | {r.get('method', 'one-thread')} | {r['seconds']:.1f} | "
+            + (f"{r['trustworthiness']:.4f} |" if "trustworthiness" in r else "– |")
+            for r in results["tsne"]
+        ]
         lines.append("")
     if "app" in results:
         lines += [
@@ -489,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     args.train_steps = 5 if args.quick else 30
     args.queries = 60 if args.quick else 300
     args.tsne_points = [500, 1000] if args.quick else [2000, 5000]
-    if not args.report:
+    if not args.report and set(args.only.split(",")) - {"tsne", "app"}:  # those two need no generated data
         ensure_data(Path(args.data), playlists)
 
     previous = Path(

@@ -23,7 +23,7 @@ def _files(source: str, count: int | None) -> list[Path]:
 
 def ingest_songrec(source: str, count: int | None = None, workers: int = 1) -> dict:
     """songrec's reader: the Corpus (CSR arrays + tables) of the slices."""
-    from songrec.cache import read_corpus
+    from songrec.ingest import read_corpus
 
     files = _files(source, count)
     size = sum(f.stat().st_size for f in files)
@@ -60,7 +60,7 @@ def _throughput(started: float, size: int, files: int, **extra) -> dict:
 
 def build(source: str, workers: int | None = None) -> dict:
     """The corpus of a whole folder, no cache."""
-    from songrec.cache import read_corpus
+    from songrec.ingest import read_corpus
 
     started = time.perf_counter()
     corpus, report = read_corpus([source], workers=workers)
@@ -77,7 +77,7 @@ def build(source: str, workers: int | None = None) -> dict:
 
 def cached(source: str, cache_dir: str) -> dict:
     """load_corpus through the cache: builds the entry when missing, then times a load that hits it."""
-    from songrec.corpus import load_corpus
+    from songrec.ingest import load_corpus
 
     started = time.perf_counter()
     load_corpus([source], cache_dir=cache_dir)
@@ -90,7 +90,7 @@ def cached(source: str, cache_dir: str) -> dict:
 
 
 def _corpus(source: str, cache_dir: str | None):
-    from songrec.corpus import load_corpus
+    from songrec.ingest import load_corpus
 
     corpus, _ = load_corpus([source], cache_dir=cache_dir)
     return corpus
@@ -117,7 +117,7 @@ def train(source: str, cache_dir: str | None = None, steps: int = 30, warmup: in
     timed = [i for i in range(warmup, len(stamps)) if not ends[i]]
     seconds = sum(stamps[i] - stamps[i - 1] for i in timed)
     cpu_seconds = sum(cpu[i] - cpu[i - 1] for i in timed)
-    batch = model.train_config.batch_size
+    batch = model.train_settings.batch_size
     return {
         "playlists_per_s": len(timed) * batch / seconds,
         "seconds_per_step": seconds / len(timed),
@@ -204,16 +204,39 @@ def latency(
     }
 
 
-def tsne(points: int, dim: int = 128, seed: int = 0) -> dict:
-    """songrec.projection.tsne_coordinates (scikit-learn t-SNE, cosine) on clustered vectors."""
-    from songrec.projection import tsne_coordinates
+def tsne(points: int, dim: int = 128, seed: int = 0, method: str = "songrec") -> dict:
+    """A t-SNE map of clustered vectors and its trustworthiness (cosine, 10 neighbours), by `method`:
+    songrec (projection.tsne_coordinates: unit length, PCA to 50, two threads), one-thread (the
+    former path: scikit-learn on the full vectors, cosine, one thread) or opentsne (openTSNE, two threads)."""
+    from sklearn.manifold import trustworthiness
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(10, dim))
-    vectors = centres[rng.integers(0, 10, points)] + 0.5 * rng.normal(size=(points, dim))
+    vectors = (centres[rng.integers(0, 10, points)] + 0.5 * rng.normal(size=(points, dim))).astype(np.float32)
     started = time.perf_counter()
-    coordinates = tsne_coordinates(vectors.astype(np.float32))
-    return {"seconds": time.perf_counter() - started, "points": points, "dim": dim, "shape": list(coordinates.shape)}
+    if method == "songrec":
+        from songrec.projection import tsne_coordinates
+
+        coordinates = tsne_coordinates(vectors)
+    elif method == "one-thread":
+        from sklearn.manifold import TSNE
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            tsne = TSNE(n_components=2, perplexity=30.0, metric="cosine", init="pca", random_state=seed)
+            coordinates = tsne.fit_transform(vectors)
+    elif method == "opentsne":
+        from openTSNE import TSNE as OpenTSNE
+        from sklearn.decomposition import PCA
+
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        reduced = PCA(n_components=50, random_state=seed).fit_transform(unit)
+        coordinates = np.asarray(OpenTSNE(perplexity=30.0, n_jobs=2, random_state=seed).fit(reduced))
+    else:
+        raise ValueError(f"unknown t-SNE method {method!r}")
+    seconds = time.perf_counter() - started
+    trust = trustworthiness(vectors, coordinates, n_neighbors=10, metric="cosine")
+    return {"seconds": seconds, "points": points, "dim": dim, "method": method, "trustworthiness": float(trust)}
 
 
 TASKS = {f.__name__: f for f in (ingest_songrec, ingest_notebook, build, cached, train, latency, tsne)}

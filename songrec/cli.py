@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from songrec.config import TrainConfig
-from songrec.corpus import Corpus, load_corpus
-from songrec.mpd import LoadReport, MPDFormatError, find_slice_files
+from songrec.config import DataSettings, EvaluationSettings
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
+from songrec.mpd import LoadReport, MPDFormatError, find_slice_files, parse_size
+from songrec.settings import SettingError, Settings, add_options, coerce, given_options, parse_param, specs
 
 
 def _progress(desc: str, unit: str = "it"):
@@ -32,103 +35,178 @@ def _progress(desc: str, unit: str = "it"):
     return update
 
 
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+"""Unicode categories a terminal would act on rather than show: controls (NUL, ESC, newline),
+format characters (U+202E turns text around), lone surrogates and line separators."""
+
+
+def printable(text: object) -> str:
+    """`text` with every control or format character written as an escape (\\x00, \\u202e), so
+    names from a file can never move the cursor, turn the line around or hide what follows."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
+
+
 def _report(report: LoadReport) -> None:
     for error in report.errors:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
     for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {printable(warning)}", file=sys.stderr)
 
 
 def _load(
-    paths: Sequence[str], cache_dir: str | None, max_files: int | None = None, exclude: Sequence[Path] = ()
+    paths: Sequence[str],
+    cache_dir: str | None,
+    max_files: int | None = None,
+    exclude: Sequence[Path] = (),
+    max_file_size: int | None = None,
 ) -> tuple[Corpus, LoadReport]:
     """Read slices with a progress bar; with a cache folder, a second load of the same files takes seconds."""
     files = find_slice_files(paths)
-    excluded = {p.resolve() for p in exclude}
-    files = [f for f in files if f.resolve() not in excluded]
+    excluded = {os.path.realpath(p) for p in exclude}  # realpath, not Path.resolve: a symlink loop is a file error
+    files = [f for f in files if os.path.realpath(f) not in excluded]
     if max_files is not None:
         files = files[:max_files]
-    corpus, report = load_corpus(files, progress=_progress("reading slices", "file"), cache_dir=cache_dir)
+    corpus, report = load_corpus(
+        files, progress=_progress("reading slices", "file"), cache_dir=cache_dir, max_file_size=max_file_size
+    )
     _report(report)
     if corpus.n_playlists == 0:
         raise SystemExit(f"songrec: no playlists could be read from {', '.join(paths)}")
     return corpus, report
 
 
-def _add_model_options(parser: argparse.ArgumentParser, shared: Sequence[str] = ()) -> None:
+def _chosen_models(argv: Sequence[str]) -> list[str]:
+    """The model names given with --model (before the full parse, which adds their settings as options)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--model", default=None)
+    probe.add_argument("command", nargs="?")
+    known, _ = probe.parse_known_args(argv)
+    default = "neural" if known.command == "train" else DEFAULT_MODEL
+    return [name.strip() for name in (known.model or default).split(",") if name.strip()]
+
+
+DEFAULT_MODEL = "itemknn"
+
+
+def _settings_classes(names: Sequence[str]) -> list[type[Settings]]:
+    """Each settings class of the named models, once (unknown names are reported when models are made)."""
+    from songrec.models import model_class, model_names
+
+    classes: list[type[Settings]] = []
+    for name in names:
+        if name in model_names():
+            classes += [c for c in model_class(name).settings_classes if c not in classes]
+    return classes
+
+
+def _add_model_options(
+    parser: argparse.ArgumentParser, models: Sequence[str], skip: Sequence[str] = (), several: bool = False
+) -> None:
+    """--model, --param and one option per setting of the chosen models (`skip`: the command's own)."""
+    from songrec.models import model_summaries
+
+    listing = "; ".join(f"{name}: {summary}" for name, summary in model_summaries().items())
     parser.add_argument(
         "--model",
-        default="itemknn",
-        help="popularity, itemknn, ease, als, neural or hybrid (evaluate: several, comma-separated, in one table)",
+        default=None,
+        help=("several, comma-separated, are compared in one table. " if several else "") + listing,
     )
-    parser.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
-    _add_train_options(parser, shared)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any model setting (repeatable); MODEL.KEY=VALUE sets it for one of several models",
+    )
+    classes = _settings_classes(models)
+    if classes:
+        title = f"{', '.join(models)} settings (defaults are the best measured; `--model NAME --help` lists another's)"
+        add_options(parser, classes, title, skip=skip)
 
 
-def _add_train_options(parser: argparse.ArgumentParser, shared: Sequence[str] = ()) -> None:
-    """One option per TrainConfig field; `shared` fields already have an option of the command
-    (evaluate's --seed also seeds training) and are not added twice (argparse refuses that)."""
-    group = parser.add_argument_group("neural model settings (defaults are the best measured)")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in shared:
+def model_params(args: argparse.Namespace, name: str, shared: dict | None = None) -> dict:
+    """The settings given for model `name`: generated options, then --param (which wins), checked."""
+    from songrec.models import model_class
+
+    classes = model_class(name).settings_classes
+    owned = {spec.name for cls in classes for spec in specs(cls)}
+    params = {k: v for k, v in (shared or {}).items() if k in owned}
+    params.update(given_options(args, classes, name))
+    several = len(_chosen_models_of(args)) > 1
+    texts: dict[str, str] = {}
+    for text in args.param:
+        key, value = parse_param(text)
+        target, dot, key = key.rpartition(".")
+        if dot and target != name:
             continue
-        option = "--" + field.name.replace("_", "-")
-        kind = type(field.default)
-        if kind is bool:
-            group.add_argument(option, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
-        else:
-            group.add_argument(option, type=kind, default=None, help=f"default {field.default}")
+        if several and not dot and key not in owned:
+            continue  # an unprefixed setting reaches the models that have it
+        texts[key] = value
+    params.update(coerce(classes, texts, name))
+    return params
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if getattr(args, f.name, None) is not None
-    }
-    return dataclasses.replace(TrainConfig(), **given)
+def _chosen_models_of(args: argparse.Namespace) -> list[str]:
+    default = "neural" if args.command == "train" else DEFAULT_MODEL
+    return [name.strip() for name in (args.model or default).split(",") if name.strip()]
 
 
-def _build_model(args: argparse.Namespace, corpus: Corpus, name: str | None = None):
-    """The model `name` (default: --model) fitted on the corpus, or the --checkpoint loaded."""
+def _check_params(args: argparse.Namespace) -> None:
+    """Every --param must reach at least one chosen model (a typo is an error, not a silent default)."""
+    from songrec.models import model_class
+
+    names = _chosen_models_of(args)
+    for text in args.param:
+        key, _ = parse_param(text)
+        target, dot, key = key.rpartition(".")
+        owners = [n for n in names if (not dot or n == target)]
+        if not any(key in {s.name for c in model_class(n).settings_classes for s in specs(c)} for n in owners):
+            known = ", ".join(names)
+            raise SettingError(f"--param {text}: no setting {key!r} in {target if dot else known}")
+
+
+def _build_model(args: argparse.Namespace, corpus: Corpus | None, name: str, shared: dict | None = None):
+    """The model `name` fitted on the corpus with its settings from the command line, or --checkpoint loaded."""
     from songrec.models import load_model, make_model
 
     if args.checkpoint:
         model = load_model(args.checkpoint)
         print(f"loaded {model.name} model from {args.checkpoint}", file=sys.stderr)
         return model
-    name = name or args.model
+    model = make_model(name, **model_params(args, name, shared))
     started = time.perf_counter()
-    if name == "neural":
-        model = make_model("neural", config=_train_config(args))
-        bar = tqdm(desc="training", unit="epoch", file=sys.stderr, leave=False)
+    bar = tqdm(desc=f"fitting {name}", total=1.0, file=sys.stderr, leave=False, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
 
-        def on_progress(event) -> None:
-            if event.epoch_end:
-                bar.total = event.epochs
-                bar.n = event.epoch
-                bar.set_postfix(loss=f"{event.loss:.3f}", val=f"{event.val_metric:.4f}")
-                bar.refresh()
+    def on_progress(progress) -> None:
+        bar.n = round(progress.fraction, 4)
+        bar.set_postfix_str(progress.label, refresh=False)
+        bar.refresh()
 
+    try:
         model.fit(corpus, callback=on_progress)
+    finally:
         bar.close()
-        print(f"trained neural model on {model.device} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    else:
-        bar = _progress(f"fitting {name}")
-        model = make_model(name).fit(corpus, callback=lambda progress: bar(progress.done, progress.total))
-        print(f"fitted {name} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    where = f" on {model.device}" if getattr(model, "device", None) is not None else ""
+    print(f"fitted {name}{where} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    if getattr(model, "diverged", ""):
+        print(f"warning: {model.diverged}", file=sys.stderr)
     return model
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    corpus, report = _load(args.paths, args.cache_dir)
+    corpus, report = _load(args.paths, args.cache_dir, max_file_size=args.max_file_size)
     stats = corpus.stats()
     stats["files_read"] = len(report.files_read)
     stats["files_with_errors"] = len(report.errors)
     if args.json:
-        print(json.dumps(stats, indent=2, ensure_ascii=False))
+        print(_escape_json(json.dumps(stats, indent=2, ensure_ascii=False)))
         return 0
-    print(f"files read        {len(report.files_read)} ({len(report.errors)} with errors)")
+    print(f"files loaded      {len(report.files_read)}")
+    print(f"files with errors {len(report.errors)}")
     for key in ("playlists", "entries", "unique_tracks", "unique_artists"):
         print(f"{key.replace('_', ' '):<18}{stats[key]:,}")
     length = stats["length"]
@@ -138,14 +216,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
     )
     print("most common tracks:")
     for row in stats["top_tracks"]:
-        print(f"  {row['count']:>6}  {row['track']} - {row['artist']}")
+        print(f"  {row['count']:>6}  {printable(row['track'])} - {printable(row['artist'])}")
     print("most common artists:")
     for row in stats["top_artists"]:
-        print(f"  {row['count']:>6}  {row['artist']}")
+        print(f"  {row['count']:>6}  {printable(row['artist'])}")
     print("most common playlist names:")
     for row in stats["top_names"]:
-        print(f"  {row['count']:>6}  {row['name']}")
+        print(f"  {row['count']:>6}  {printable(row['name'])}")
     return 0
+
+
+def _escape_json(text: str) -> str:
+    """JSON text with the characters a terminal acts on as \\u escapes (json.dumps escapes only
+    those below U+0020; the layout's own newlines stay)."""
+    return "".join(json.dumps(c)[1:-1] if c != "\n" and unicodedata.category(c) in _UNPRINTABLE else c for c in text)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -172,40 +256,54 @@ def cmd_challenge_set(args: argparse.Namespace) -> int:
 
 
 def _evaluation_table(result: dict) -> str:
-    lines = [f"{'category':<22}{'cases':>6}{'R-prec':>9}{'R-prec(tr)':>11}{'NDCG':>8}{'clicks':>8}{'hit@15':>8}"]
+    lines = [
+        f"{'category':<22}{'cases':>6}{'R-prec':>9}{'R-prec(tr)':>11}{'NDCG':>8}{'clicks':>8}{'hit@15':>8}{'cover':>8}"
+    ]
     rows = list(result["per_category"].items()) + [("overall", result["overall"])]
     for name, s in rows:
         lines.append(
             f"{name:<22}{s['cases']:>6}{s['r_precision']:>9.4f}{s['r_precision_tracks']:>11.4f}"
-            f"{s['ndcg']:>8.4f}{s['clicks']:>8.2f}{s['hit_at_15']:>8.3f}"
+            f"{s['ndcg']:>8.4f}{s['clicks']:>8.2f}{s['hit_at_15']:>8.3f}{s['coverage']:>8.3f}"
         )
     return "\n".join(lines)
+
+
+def _load_held_out(args: argparse.Namespace) -> tuple[Corpus, np.ndarray, np.ndarray]:
+    """(corpus of --train and --test, training rows, test rows), each file read once: a test file inside a
+    --train folder is held out, not loaded twice (twice gave a duplicate-pid warning per playlist, or no
+    test playlists when the two spellings of its path differed). realpath, not resolve: a symlink loop is
+    a per-file error of the load, not an exception here."""
+    test_files = find_slice_files(args.test)
+    held_out = {os.path.realpath(f) for f in test_files}
+    train_files = [f for f in find_slice_files(args.train) if os.path.realpath(f) not in held_out]
+    corpus, _ = _load([str(f) for f in train_files + test_files], args.cache_dir)
+    train_rows = corpus.rows_from_files(str(f) for f in train_files)
+    return corpus, train_rows, corpus.rows_from_files(str(f) for f in test_files)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from songrec.metrics import evaluate_model
     from songrec.protocol import make_cases
 
+    holdout = EvaluationSettings.build(
+        {k: v for k, v in given_options(args, [EvaluationSettings], "evaluate").items()}
+    )
+    names = _chosen_models_of(args) if not args.checkpoint else [None]
+    _check_params(args)
     if args.test:
-        # each file read once: a test file inside a --train folder is held out, not loaded twice
-        # (twice gave a duplicate-pid warning per playlist, or no test playlists when the two
-        # spellings of its path differed)
-        test_files = find_slice_files(args.test)
-        held_out = {f.resolve() for f in test_files}
-        train_files = [f for f in find_slice_files(args.train) if f.resolve() not in held_out]
-        corpus, _ = _load([str(f) for f in train_files + test_files], args.cache_dir)
-        train = corpus.subset(corpus.rows_from_files(str(f) for f in train_files))
-        test = corpus.subset(corpus.rows_from_files(str(f) for f in test_files))
+        corpus, train_rows, test_rows = _load_held_out(args)
+        train, test = corpus.subset(train_rows), corpus.subset(test_rows)
     else:
         corpus, _ = _load(args.train, args.cache_dir)
-        train, test = corpus.split(args.test_share, seed=args.seed)
+        train, test = corpus.split(holdout.test_share, seed=holdout.seed)
     print(f"train {train.n_playlists:,} playlists, test {test.n_playlists:,} playlists", file=sys.stderr)
-    cases = make_cases(test, seed=args.seed, max_cases=args.max_cases)
-    names = [name.strip() for name in args.model.split(",") if name.strip()] if not args.checkpoint else [None]
+    if train.n_playlists == 0 or test.n_playlists == 0:
+        raise SystemExit("songrec evaluate: the split leaves no training or no test playlist")
+    cases = make_cases(test, seed=holdout.seed, max_cases=holdout.max_cases or None)
     results = []
     for name in names:
         started = time.perf_counter()
-        model = _build_model(args, train, name)
+        model = _build_model(args, train, name, shared={"seed": holdout.seed})
         fit_seconds = time.perf_counter() - started
         if args.checkpoint:
             model = _align(model, corpus)
@@ -231,13 +329,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _comparison_table(results: list[dict]) -> str:
-    """One row per model: the three challenge metrics overall, and the fit time."""
-    lines = [f"{'model':<12}{'cases':>6}{'R-prec':>9}{'NDCG':>8}{'clicks':>8}{'fit s':>8}"]
+    """One row per model: the three challenge metrics and coverage overall, and the fit time."""
+    lines = [f"{'model':<12}{'cases':>6}{'R-prec':>9}{'NDCG':>8}{'clicks':>8}{'coverage':>10}{'fit s':>8}"]
     for result in results:
         s = result["overall"]
         lines.append(
             f"{result['model']:<12}{s['cases']:>6}{s['r_precision']:>9.4f}{s['ndcg']:>8.4f}{s['clicks']:>8.2f}"
-            f"{result['fit_seconds']:>8.1f}"
+            f"{s['coverage']:>10.4f}{result['fit_seconds']:>8.1f}"
         )
     return "\n".join(lines)
 
@@ -252,12 +350,11 @@ def _align(model, corpus: Corpus):
 def cmd_submit(args: argparse.Namespace) -> int:
     from songrec.challenge import read_challenge, submission_rows, write_submission
 
+    _check_params(args)
+    (name,) = _chosen_models_of(args)[:1] or [DEFAULT_MODEL]
     challenge = read_challenge(args.challenge)
-    if args.checkpoint:
-        model = _build_model(args, None)
-    else:
-        corpus, _ = _load(args.train, args.cache_dir)
-        model = _build_model(args, corpus)
+    corpus = None if args.checkpoint else _load(args.train, args.cache_dir)[0]
+    model = _build_model(args, corpus, name)
     rows = submission_rows(model, challenge, progress=_progress("recommending", "playlist"))
     write_submission(args.out, rows, args.team, args.contact)
     print(f"wrote {len(rows)} playlists x 500 tracks to {args.out}")
@@ -265,18 +362,155 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config = _train_config(args)
-    corpus, _ = _load(args.data, args.cache_dir, max_files=config.max_files or None)
-    args.model, args.checkpoint = "neural", None
-    model = _build_model(args, corpus)
+    _check_params(args)
+    data = DataSettings.build(given_options(args, [DataSettings], "data"))
+    (name,) = _chosen_models_of(args)[:1]
+    model_params(args, name)  # the settings are checked before any file is read
+    corpus, _ = _load(args.data, args.cache_dir, max_files=data.max_files or None)
+    args.checkpoint = None
+    model = _build_model(args, corpus, name)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     model.save(args.out)
-    print(f"saved {args.out} (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})")
+    best = ""
+    if getattr(model, "best_epoch", 0):
+        best = f" (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})"
+    print(f"saved {args.out}{best}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _model_and_corpus(args: argparse.Namespace, name: str | None = None):
+    """(model in the corpus's track ids, the corpus): fitted on --train, or --checkpoint aligned to --data."""
+    if args.checkpoint:
+        if not args.data:
+            raise SystemExit(f"songrec {args.command}: --checkpoint needs --data PATH (the slices naming its tracks)")
+        corpus, _ = _load(args.data, args.cache_dir)
+        return _align(_build_model(args, None, ""), corpus), corpus
+    if not args.train:
+        raise SystemExit(f"songrec {args.command}: give --train PATH (to fit a model) or --checkpoint FILE")
+    _check_params(args)
+    corpus, _ = _load(args.train, args.cache_dir)
+    return _build_model(args, corpus, name or _chosen_models_of(args)[0]), corpus
+
+
+def _seed_playlist(args: argparse.Namespace, corpus: Corpus) -> tuple[list[str], str | None]:
+    """(seed URIs, title) from --seeds and --title, or from playlist --playlist of --data (else --train)."""
+    if args.playlist is None:
+        if not args.seeds:
+            raise SystemExit("songrec recommend: give --seeds URI,... or --playlist PID")
+        return [u.strip() for u in args.seeds.split(",") if u.strip()], args.title
+    source = corpus
+    if args.data and not args.checkpoint:
+        source, _ = _load(args.data, args.cache_dir)
+    rows = np.flatnonzero(source.playlists["pid"].to_numpy() == args.playlist)
+    if not len(rows):
+        raise SystemExit(f"songrec recommend: no playlist with pid {args.playlist} in the data")
+    row = int(rows[0])
+    uris = source.tracks["uri"].to_numpy()[source.playlist_tracks(row)].tolist()
+    return uris, args.title if args.title is not None else str(source.playlists["name"].iat[row])
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from songrec import explore
+
+    model, corpus = _model_and_corpus(args)
+    uris, title = _seed_playlist(args, corpus)
+    seeds = corpus.track_ids(uris)
+    unknown = int((seeds < 0).sum())
+    if unknown:
+        print(f"warning: {unknown} of {len(uris)} seed tracks are not in the data and are ignored", file=sys.stderr)
+    table = explore.recommendation_table(model, corpus, seeds[seeds >= 0], title or None, args.n)
+    if args.json:
+        rows = table[["rank", "track", "artist", "uri", "score", "reason", "source"]].to_dict("records")
+        for row in rows:
+            row["score"] = None if np.isnan(row["score"]) else float(row["score"])
+            row["rank"] = int(row["rank"])
+        print(json.dumps({"model": model.name, "title": title, "seeds": len(uris), "tracks": rows}, indent=2,
+                         ensure_ascii=False))
+        return 0
+    print(f"{'rank':>4}  {'track':<36}{'artist':<24}{'score':>10}  reason")
+    for row in table.itertuples():
+        score = "–" if np.isnan(row.score) else f"{row.score:.4f}"
+        print(f"{row.rank:>4}  {str(row.track)[:35]:<36}{str(row.artist)[:23]:<24}{score:>10}  {row.reason}")
+    return 0
+
+
+def _keywords(texts: Sequence[str]) -> dict[str, list[str]]:
+    """The default genres, with `genre=word,word` replacing (or adding) a genre's keywords."""
+    from songrec.genres import DEFAULT_KEYWORDS, parse_keywords
+
+    keywords = {genre: list(words) for genre, words in DEFAULT_KEYWORDS.items()}
+    for text in texts:
+        genre, sep, words = text.partition("=")
+        if not sep or not genre.strip() or not parse_keywords(words):
+            raise SystemExit(f"songrec genres: --keywords takes genre=word,word, not {text!r}")
+        keywords[genre.strip().lower()] = parse_keywords(words)
+    return keywords
+
+
+def cmd_genres(args: argparse.Namespace) -> int:
+    from songrec.genres import genre_labels, genre_match_counts
+
+    keywords = _keywords(args.keywords)
+    names = list(dict.fromkeys([*_chosen_models_of(args), "popularity"]))  # always beside popularity
+    _check_params(args)
+    within = None
+    if args.test:
+        corpus, train_rows, within = _load_held_out(args)
+        train = corpus.subset(train_rows)
+        print(f"train {train.n_playlists:,} playlists; genre playlists from {len(within):,} held out", file=sys.stderr)
+    else:
+        corpus, _ = _load(args.train, args.cache_dir)
+        train = corpus
+    labels = genre_labels(corpus, keywords)
+    rows = []
+    for name in names:
+        model = _build_model(args, train, name)
+        for genre in keywords:
+            result = genre_match_counts(model, corpus, genre, keywords, n=args.n, n_seeds=args.seeds,
+                                        max_playlists=args.max_playlists, model_name=name, labels=labels,
+                                        within=within)
+            rows.append(result.summary())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'genre':<12}{'model':<12}{'playlists':>10}{f'matches/{args.n}':>12}{'share':>8}{'chance':>8}"
+          f"{'base rate':>11}")
+    for row in rows:
+        matches = "–" if row["playlists"] == 0 else f"{row['mean_matches']:.2f}"
+        share = "–" if row["playlists"] == 0 else f"{row['mean_share']:.1%}"
+        print(f"{row['genre']:<12}{row['model']:<12}{row['playlists']:>10}{matches:>12}{share:>8}"
+              f"{row['expected_by_chance']:>8.2f}{row['base_rate']:>11.1%}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from songrec.genres import DEFAULT_KEYWORDS, MORE_KEYWORDS, track_genres
+    from songrec.projection import model_embeddings, svd_embeddings, track_projection, write_projection
+
+    if not args.checkpoint and (args.model or "svd") == "svd":
+        if not args.train:
+            raise SystemExit("songrec embed: give --train PATH or --checkpoint FILE")
+        corpus, _ = _load(args.train, args.cache_dir)
+        ids, vectors = svd_embeddings(corpus)
+        source = "SVD of the playlist-track matrix"
+    else:
+        model, corpus = _model_and_corpus(args)
+        ids, vectors = model_embeddings(model, corpus)
+        source = f"{model.name} embeddings"
+    labels = track_genres(corpus, {**DEFAULT_KEYWORDS, **MORE_KEYWORDS})
+    started = time.perf_counter()
+    frame = track_projection(ids, vectors, corpus, args.n, args.perplexity, labels)
+    frame["uri"] = corpus.tracks["uri"].to_numpy()[frame["track_id"].to_numpy()]
+    print(f"t-SNE of {len(frame):,} tracks in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    write_projection(frame, args.out, f"{source}: t-SNE of the {len(frame):,} most frequent tracks")
+    print(f"wrote {len(frame):,} tracks to {args.out}")
+    return 0
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; `argv` decides which models' settings become options (those named by --model)."""
+    models = _chosen_models(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="songrec", description="Playlist continuation on MPD-format data.")
     parser.add_argument(
         "--cache-dir",
@@ -289,6 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="summarise MPD slice files or folders")
     stats.add_argument("paths", nargs="+")
     stats.add_argument("--json", action="store_true")
+    stats.add_argument(
+        "--max-file-size",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="refuse a file holding more JSON than this once inflated, e.g. 512M or 2G "
+        "(default: $SONGREC_MAX_FILE_SIZE, else 256M)",
+    )
     stats.set_defaults(run=cmd_stats)
 
     generate = commands.add_parser("generate", help="write generated demo slices in the MPD format")
@@ -313,11 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="train on --train and score on challenge cases from --test")
     evaluate.add_argument("--train", nargs="+", required=True)
     evaluate.add_argument("--test", nargs="+", help="held-out slices (files under --train are left out of training)")
-    evaluate.add_argument("--test-share", type=float, default=0.1, help="without --test: share of playlists held out")
-    evaluate.add_argument("--max-cases", type=int, default=None)
-    evaluate.add_argument("--seed", type=int, default=0, help="seeds the split, the cases and training")
     evaluate.add_argument("--json", action="store_true")
-    _add_model_options(evaluate, shared=("seed",))
+    add_options(evaluate, [EvaluationSettings], "evaluation")
+    evaluate.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
+    _add_model_options(evaluate, models, skip=EvaluationSettings.names(), several=True)
     evaluate.set_defaults(run=cmd_evaluate)
 
     submit = commands.add_parser("submit", help="write an official submission for a challenge set")
@@ -326,19 +567,58 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--out", required=True)
     submit.add_argument("--team", default="songrec")
     submit.add_argument("--contact", default="songrec@example.org")
-    _add_model_options(submit)
+    submit.add_argument("--checkpoint", help="a saved model (.safetensors) instead of training one")
+    _add_model_options(submit, models)
     submit.set_defaults(run=cmd_submit)
 
-    train = commands.add_parser("train", help="train the neural model and save a checkpoint")
+    train = commands.add_parser("train", help="fit a model (default: the neural model) and save a checkpoint")
     train.add_argument("--data", nargs="+", required=True)
     train.add_argument("--out", required=True)
-    _add_train_options(train)
+    add_options(train, [DataSettings], "data")
+    _add_model_options(train, models)
     train.set_defaults(run=cmd_train)
+
+    recommend = commands.add_parser("recommend", help="continue one playlist: rank, track, artist, score, reason")
+    recommend.add_argument("--train", nargs="+", help="slices to fit the model on")
+    recommend.add_argument("--checkpoint", help="a saved model (.safetensors) instead of fitting one (needs --data)")
+    recommend.add_argument("--data", nargs="+", help="slices naming the tracks (--checkpoint) or holding --playlist")
+    recommend.add_argument("--seeds", help="the playlist's tracks as Spotify URIs, comma-separated")
+    recommend.add_argument("--playlist", type=int, help="or: the pid of a playlist in the data (its tracks and title)")
+    recommend.add_argument("--title", help="the playlist's title (with --playlist: instead of its own)")
+    recommend.add_argument("--n", type=int, default=15, help="recommendations (default 15)")
+    recommend.add_argument("--json", action="store_true")
+    _add_model_options(recommend, models)
+    recommend.set_defaults(run=cmd_recommend)
+
+    genres = commands.add_parser("genres", help="genre validation: matches in the top 15 of genre-named playlists")
+    genres.add_argument("--train", nargs="+", required=True)
+    genres.add_argument("--test", nargs="+", help="held-out slices: genre playlists only from these (files under "
+                        "--train are left out of fitting)")
+    genres.add_argument("--keywords", nargs="+", default=[], metavar="GENRE=WORD,WORD",
+                        help="a genre's keywords (whole words of playlist names), replacing or adding to country, "
+                        "hip-hop and christmas")
+    genres.add_argument("--n", type=int, default=15, help="top N recommendations counted (default 15)")
+    genres.add_argument("--seeds", type=int, default=10, help="seed tracks: the first K of each playlist (default 10)")
+    genres.add_argument("--max-playlists", type=int, default=300, help="playlists per genre at most (default 300)")
+    genres.add_argument("--json", action="store_true")
+    genres.set_defaults(checkpoint=None)
+    _add_model_options(genres, models, several=True)
+    genres.set_defaults(run=cmd_genres)
+
+    embed = commands.add_parser("embed", help="t-SNE map of track vectors as CSV, or an interactive .html chart")
+    embed.add_argument("--train", nargs="+", help="slices: SVD vectors (default) or a fitted --model's embeddings")
+    embed.add_argument("--checkpoint", help="a saved model with embeddings (neural, notebook); needs --data")
+    embed.add_argument("--data", nargs="+", help="with --checkpoint: slices naming its tracks")
+    embed.add_argument("--n", type=int, default=2000, help="the most frequent tracks mapped (default 2000)")
+    embed.add_argument("--perplexity", type=float, default=30.0)
+    embed.add_argument("--out", required=True, help="FILE.csv (x, y, track, artist, genre, ...) or FILE.html")
+    _add_model_options(embed, [m for m in models if m != DEFAULT_MODEL])
+    embed.set_defaults(run=cmd_embed)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     if args.command == "submit" and not args.train and not args.checkpoint:
         raise SystemExit("songrec submit: give --train PATH (to train a model) or --checkpoint FILE")
     try:

@@ -1,24 +1,19 @@
 """The corpus: playlists as CSR arrays over integer track ids, plus track and playlist tables.
 
-Built one slice at a time, so memory grows with unique tracks and entries (int32 arrays), never
-with per-entry Python objects: the full MPD (1M playlists, 66M entries, 2.26M tracks) fits.
+Plain data: memory grows with unique tracks and entries (int32 arrays), never with per-entry
+Python objects, so the full MPD (1M playlists, 66M entries, 2.26M tracks) fits. Reading slices
+into a corpus is `songrec.ingest`'s job, keeping one on disk `songrec.cache`'s.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-
-from songrec.mpd import LoadReport
-
-ProgressCallback = Callable[[int, int, str], None]
-"""Called as (files done, files in all, file name) while a corpus loads."""
 
 
 def take_rows(indptr: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,25 +143,3 @@ class Corpus:
             ],
             "top_names": [{"name": n, "count": int(c)} for n, c in names.items()],
         }
-
-
-def load_corpus(
-    sources: Iterable[str | os.PathLike | tuple[str, bytes]],
-    max_files: int | None = None,
-    progress: ProgressCallback | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    workers: int | None = None,
-) -> tuple[Corpus, LoadReport]:
-    """Read paths, folders or uploaded (name, bytes) pairs into one Corpus.
-
-    Every good file is kept; every bad one is reported in the LoadReport with file, field and
-    problem. `max_files` takes the first N files in slice order. Files stream through
-    `songrec.cache` (only the fields the corpus keeps are decoded; `workers` processes decode, by
-    default 2 for 256 MB of JSON or more). With `cache_dir` the built corpus is kept on disk and a
-    later call with the same sources reads it back in seconds while no file has changed.
-    """
-    from songrec.cache import load_corpus_cached, read_corpus
-
-    if cache_dir is not None:
-        return load_corpus_cached(sources, cache_dir, max_files, progress, workers)
-    return read_corpus(sources, max_files, progress, workers)

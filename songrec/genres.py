@@ -190,9 +190,13 @@ def genre_rows(
     min_tracks: int = 2,
     max_playlists: int | None = None,
     seed: int = 0,
+    within: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows of the playlists named for `genre` (a seeded random sample when max_playlists is set)."""
+    """Rows of the playlists named for `genre` (a seeded random sample when max_playlists is set),
+    only among the rows `within` when given (held-out playlists)."""
     rows = np.flatnonzero((playlist_labels == genre) & (corpus.lengths() >= min_tracks))
+    if within is not None:
+        rows = np.intersect1d(rows, np.asarray(within, dtype=np.int64))
     if max_playlists is not None and len(rows) > max_playlists:
         rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_playlists, replace=False))
     return rows
@@ -212,13 +216,16 @@ def genre_match_counts(
     leave_one_out: bool = True,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 128,
+    within: np.ndarray | None = None,
 ) -> GenreMatch:
     """Seed `model` with the first `n_seeds` tracks of each `genre` playlist; count genre matches in its top n.
 
     With `leave_one_out` (the default) a recommended track's label is recomputed without the
     playlist's own vote: a track found only in that one playlist has no label there, so a model
     that merely returns the playlist's other tracks (which it saw in training) earns nothing for
-    it. `labels` (from `genre_labels`) may be passed to reuse them across models.
+    it. `labels` (from `genre_labels`) may be passed to reuse them across models. `within` limits the
+    seeded playlists to those rows (playlists the model never saw), while the labels still come from
+    every playlist of `corpus`.
     """
     if genre not in keywords:
         raise ValueError(f"no keywords for genre {genre!r}; known: {', '.join(keywords)}")
@@ -227,7 +234,7 @@ def genre_match_counts(
     used = corpus.track_counts > 0
     base_rate = float(is_genre[used].mean()) if used.any() else float("nan")
     entry_rate = float(is_genre[corpus.indices].mean()) if corpus.n_entries else float("nan")
-    rows = genre_rows(corpus, genre, labels.playlists, min_tracks=2, max_playlists=max_playlists, seed=seed)
+    rows = genre_rows(corpus, genre, labels.playlists, 2, max_playlists, seed, within)
     records = []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]

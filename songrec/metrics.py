@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 ARTIST_CREDIT = 0.25
 MAX_CLICKS = 51
+COVERAGE_AT = 15
+"""Coverage counts the distinct tracks in the top 15 of every list (the lists a listener sees first)."""
 
 
 def r_precision(recommended: np.ndarray, truth: np.ndarray) -> float:
@@ -74,6 +76,15 @@ def hit_at(recommended: np.ndarray, truth: np.ndarray, k: int = 15) -> float:
     return float(np.isin(recommended[:k], truth).any())
 
 
+def coverage(lists: Sequence[np.ndarray], k: int = COVERAGE_AT) -> float:
+    """Distinct tracks in all top-k lists over k x lists: 1 when no two lists share a track, 1 / lists
+    when every playlist gets the same k (the notebook's collapse), NaN without lists."""
+    if not lists:
+        return math.nan
+    tops = [np.asarray(ids, dtype=np.int64)[:k] for ids in lists]
+    return len(np.unique(np.concatenate(tops))) / (k * len(tops))
+
+
 @dataclass
 class Scores:
     r_precision: float
@@ -82,6 +93,8 @@ class Scores:
     clicks: float
     hit_at_15: float
     cases: int
+    coverage: float = math.nan
+    """Distinct tracks in the cases' top-15 lists over 15 x cases (see `coverage`)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,12 +111,12 @@ def score_case(case: Case, recommended: np.ndarray, track_artist: np.ndarray) ->
     }
 
 
-def _average(rows: Sequence[dict[str, float]]) -> Scores:
+def _average(rows: Sequence[dict[str, float]], lists: Sequence[np.ndarray]) -> Scores:
     if not rows:
         return Scores(math.nan, math.nan, math.nan, math.nan, math.nan, 0)
     keys = ("r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15")
     means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    return Scores(**means, cases=len(rows))
+    return Scores(**means, cases=len(rows), coverage=coverage(lists))
 
 
 @dataclass
@@ -124,16 +137,20 @@ def evaluate(
     track_artist: np.ndarray,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
-    """Score `recommend(case)` (up to 500 track ids) on every case; average overall and per category."""
-    rows: list[tuple[str, dict[str, float]]] = []
+    """Score `recommend(case)` (up to 500 track ids) on every case; average overall and per category,
+    with the coverage of the top-15 lists of each."""
+    rows: list[tuple[str, dict[str, float], np.ndarray]] = []
     for done, case in enumerate(cases, start=1):
-        rows.append((case.category, score_case(case, recommend(case), track_artist)))
+        recommended = np.asarray(recommend(case), dtype=np.int64)
+        rows.append((case.category, score_case(case, recommended, track_artist), recommended[:COVERAGE_AT]))
         if progress is not None:
             progress(done, len(cases))
     per_category = {
-        name: _average([r for c, r in rows if c == name]) for name in CATEGORY_NAMES if any(c == name for c, _ in rows)
+        name: _average([r for c, r, _ in rows if c == name], [top for c, _, top in rows if c == name])
+        for name in CATEGORY_NAMES
+        if any(c == name for c, _, _ in rows)
     }
-    return Evaluation(_average([r for _, r in rows]), per_category)
+    return Evaluation(_average([r for _, r, _ in rows], [top for _, _, top in rows]), per_category)
 
 
 def evaluate_model(

@@ -6,10 +6,17 @@ vectors from the playlist-track matrix alone, so the map can be drawn before a m
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from songrec.corpus import Corpus
+
+if TYPE_CHECKING:
+    import altair as alt
 
 
 def model_embeddings(model, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +68,32 @@ def most_frequent(corpus: Corpus, ids: np.ndarray, n: int) -> np.ndarray:
     return ids[order[:n]]
 
 
+PCA_DIMS = 50
+"""t-SNE runs on the first 50 principal components (as openTSNE and scikit-learn's guide advise):
+distances change little, the neighbour search gets several times cheaper."""
+TSNE_THREADS = 2
+"""Native threads for t-SNE: both cores of the target machine, when they are free. On a busy machine
+OpenMP threads fight over the cores (measured: 2,000 points took 120 s on two threads at load 10 on
+2 cores, against 28 s on one), so `tsne_threads` falls back to one thread there."""
+
+
+def tsne_threads() -> int:
+    """TSNE_THREADS while the load average leaves that many cores free, else 1."""
+    try:
+        free = (os.cpu_count() or 1) - os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return 1
+    return TSNE_THREADS if free >= TSNE_THREADS else 1
+
+
 def tsne_coordinates(vectors: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
-    """2-D t-SNE coordinates (cosine distances); perplexity is clipped below the number of points."""
+    """2-D t-SNE coordinates of the vectors' cosine geometry; perplexity is clipped below the number of points.
+
+    The vectors are scaled to unit length (so Euclidean distances rank pairs as cosine distances do),
+    reduced to PCA_DIMS principal components, then mapped on `tsne_threads()` threads (timings and
+    trustworthiness beside the former one-thread path: benchmarks/RESULTS.md, section 5).
+    """
+    from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
@@ -72,10 +103,14 @@ def tsne_coordinates(vectors: np.ndarray, perplexity: float = 30.0, seed: int = 
     if count < 4:
         return np.column_stack([np.arange(count), np.zeros(count)]).astype(np.float32)
     perplexity = float(min(max(perplexity, 1.0), (count - 1) / 3.0))
-    tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
-    # One native thread: on a busy machine, OpenMP threads fighting over cores make t-SNE 10x slower.
-    with threadpool_limits(limits=1):
-        return tsne.fit_transform(np.asarray(vectors, dtype=np.float32)).astype(np.float32)
+    points = np.asarray(vectors, dtype=np.float32)
+    points = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    threads = tsne_threads()
+    with threadpool_limits(limits=threads):
+        if points.shape[1] > PCA_DIMS and count > PCA_DIMS:
+            points = PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(points).astype(np.float32)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=threads)
+        return tsne.fit_transform(points).astype(np.float32)
 
 
 def track_projection(
@@ -117,3 +152,44 @@ def with_genres(frame: pd.DataFrame, labels: np.ndarray | None) -> pd.DataFrame:
         values = np.asarray(labels, dtype=object)[frame["track_id"].to_numpy()]
         frame["genre"] = [v if v is not None else "other" for v in values]
     return frame
+
+
+def projection_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
+    """An interactive Altair scatter of a projection (zoom, pan, tooltips; click a genre in the legend)."""
+    import altair as alt
+
+    genres = [g for g in dict.fromkeys(frame["genre"]) if g != "other"] + ["other"]
+    pick = alt.selection_point(fields=["genre"], bind="legend")
+    return (
+        alt.Chart(frame, title=title)
+        .mark_circle(size=40)
+        .encode(
+            x=alt.X("x:Q", axis=None),
+            y=alt.Y("y:Q", axis=None),
+            color=alt.Color("genre:N", sort=genres, legend=alt.Legend(title="genre label (click to pick)")),
+            opacity=alt.condition(pick, alt.value(0.8), alt.value(0.08)),
+            tooltip=["track:N", "artist:N", "genre:N", alt.Tooltip("count:Q", title="playlists")],
+        )
+        .add_params(pick)
+        .properties(width=800, height=620)
+        .interactive()
+    )
+
+
+def write_projection(frame: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
+    """The map as CSV (x, y, track, artist, genre, count, uri), or as a self-contained interactive
+    HTML chart (its JavaScript inlined, so it opens offline) when the name ends in .html."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".html", ".htm"):
+        try:
+            import vl_convert  # noqa: F401  (Altair inlines the Vega JavaScript through it)
+        except ImportError:
+            raise ValueError(
+                f"{path}: a self-contained HTML chart needs vl-convert-python (pip install "
+                "vl-convert-python); or write .csv"
+            ) from None
+        projection_chart(frame, title).save(str(path), inline=True)
+        return
+    columns = [c for c in ("x", "y", "track", "artist", "genre", "count", "uri", "track_id") if c in frame]
+    frame[columns].to_csv(path, index=False)

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from songrec.corpus import Corpus
 from songrec.models.base import Scores, top_n
 from songrec.models.title import TitleModel
+from songrec.sparse import SparseFormatError, checked_csr
 
 TITLE = "title"
 POPULARITY = "popularity"
@@ -101,20 +102,26 @@ class CorpusStats:
         }
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray]) -> CorpusStats:
+    def from_state(cls, arrays: dict[str, np.ndarray], n_tracks: int) -> CorpusStats:
+        """The statistics a checkpoint holds, each array checked against the model's tracks first."""
         n_playlists = int(arrays["n_playlists"][0])
         indptr, indices = arrays["track_playlists.indptr"], arrays["track_playlists.indices"]
-        matrix = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(indptr) - 1, n_playlists)
+        matrix = checked_csr(
+            np.ones(len(indices), dtype=np.float32), indices, indptr, (n_tracks, n_playlists), "track_playlists"
         )
-        return cls(
-            n_playlists,
-            arrays["track_share"],
-            arrays["track_artist"].astype(np.int64),
-            arrays["artist_share"],
-            arrays["track_album"].astype(np.int64),
-            matrix,
-        )
+        artist_share = arrays["artist_share"]
+        per_track = {"track_share": arrays["track_share"], "track_artist": arrays["track_artist"],
+                     "track_album": arrays["track_album"]}
+        for name, values in per_track.items():
+            if values.shape != (n_tracks,):
+                raise SparseFormatError(f"{name} has shape {values.shape} for {n_tracks} tracks")
+        track_artist = per_track["track_artist"].astype(np.int64)
+        if n_tracks and (track_artist.min() < 0 or track_artist.max() >= len(artist_share)):
+            raise SparseFormatError(f"track_artist: artist ids outside 0..{len(artist_share) - 1}")
+        track_album = per_track["track_album"].astype(np.int64)
+        if n_tracks and track_album.min() < -1:
+            raise SparseFormatError("track_album: album codes below -1")
+        return cls(n_playlists, per_track["track_share"], track_artist, artist_share, track_album, matrix)
 
 
 def album_codes(tracks: pd.DataFrame) -> np.ndarray:
@@ -199,9 +206,8 @@ def build_candidates(
             values = score_buffer[candidates]
             score_buffer[scored[0]] = np.nan
             top = tops.get(member)
-            best = score_buffer.dtype.type(np.nanmax(scored[1])) if len(scored[1]) else np.nan
-            if top is not None and len(top):
-                best = np.float32(values[np.searchsorted(candidates, top[0])])
+            # the member's best score for this playlist (its top 1 among non-seeds when it proposes)
+            best = values[np.searchsorted(candidates, top[0])] if top is not None and len(top) else np.nan
             column = j * len(MEMBER_FEATURES)
             block[:, column] = values
             block[:, column + 1] = ranks[:, sources.index(member)] if member in sources else np.nan

@@ -64,26 +64,27 @@ class SettingSpec:
         """The value converted to this setting's type; SettingError naming the setting and its range."""
         where = f"{owner} setting " if owner else "setting "
         problem = f"{where}{self.name} must be {self.allowed()}"
+        given = str(value).strip() if str(value).strip() else repr(value)  # 0 and "0" read the same
         if self.kind is bool:
             if isinstance(value, str):
                 lowered = value.strip().lower()
                 if lowered not in _BOOL_WORDS:
-                    raise SettingError(f"{problem}, not {value!r}")
+                    raise SettingError(f"{problem}, not {given}")
                 return _BOOL_WORDS[lowered]
             if isinstance(value, bool | int) and value in (0, 1):
                 return bool(value)
-            raise SettingError(f"{problem}, not {value!r}")
+            raise SettingError(f"{problem}, not {given}")
         try:
             converted = self._convert(value)
         except (TypeError, ValueError, OverflowError):
-            raise SettingError(f"{problem}, not {value!r}") from None
+            raise SettingError(f"{problem}, not {given}") from None
         if self.choices and converted not in self.choices:
-            raise SettingError(f"{problem}, not {value!r}")
+            raise SettingError(f"{problem}, not {given}")
         if self.kind in (int, float):
             if isinstance(converted, float) and not math.isfinite(converted):
-                raise SettingError(f"{problem}, not {value!r}")
+                raise SettingError(f"{problem}, not {given}")
             if (self.low is not None and converted < self.low) or (self.high is not None and converted > self.high):
-                raise SettingError(f"{problem}, not {value!r}")
+                raise SettingError(f"{problem}, not {given}")
         return converted
 
     def _convert(self, value: Any) -> Any:
@@ -238,6 +239,7 @@ def add_options(
         for spec in specs(cls):
             if spec.name in skipped:
                 continue
+            skipped.add(spec.name)  # a setting several models share is one option, given to each of them
             metavar = "BOOL" if spec.kind is bool else "{" + ",".join(spec.choices) + "}" if spec.choices else None
             group.add_argument(
                 spec.option,

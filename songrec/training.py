@@ -12,19 +12,27 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from songrec.config import TrainConfig
-from songrec.corpus import Corpus, take_rows
-from songrec.models.base import FitCallback
-from songrec.models.neural import PlaylistModel, pad_rows
-from songrec.protocol import make_cases
+from songrec.config import TrainSettings
+from songrec.corpus import take_rows
+from songrec.models.network import PAD, PlaylistModel, all_finite, pad_rows
 
-VALIDATION_CASES = 400
+LOG_INTERVAL = 10
+"""Steps between reads of the loss from the device (`.item()` waits for the device; nanoGPT's log_interval)."""
+
+TITLE_ONLY_SHARE = 0.1
+"""Share of examples with a known title that hide every seed: the challenge's title-only playlists are 1
+of its 10 categories, so about one example in ten teaches the network to answer from the title alone."""
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: the run stopped and its non-finite weights were not kept."""
 
 
 @dataclass
@@ -79,26 +87,33 @@ class TrainingPlaylists:
         return TrainingPlaylists(item_ptr, items, word_ptr, words)
 
 
-def training_playlists(model, corpus: Corpus) -> TrainingPlaylists:
-    """The playlists with two or more distinct vocabulary tracks, as model items and title words.
+def training_playlists(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    to_item: np.ndarray,
+    titles: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+) -> TrainingPlaylists:
+    """The playlists (CSR `indptr`/`indices` over track ids) with two or more distinct vocabulary
+    tracks, as model items (`to_item[track]`, 0 outside the vocabulary) and title word ids
+    (`titles(rows)`, one array per kept row; none when titles are off).
 
     Vectorised over all entries (one sort of (playlist, item) keys finds each item's first
     position in its playlist), so building it for 1M playlists takes seconds, not a Python loop.
     """
-    lengths = np.diff(corpus.indptr)
-    row_of = np.repeat(np.arange(corpus.n_playlists, dtype=np.int64), lengths)
-    items = model.to_item[corpus.indices]
+    n_playlists = len(indptr) - 1
+    lengths = np.diff(indptr)
+    row_of = np.repeat(np.arange(n_playlists, dtype=np.int64), lengths)
+    items = to_item[indices]
     known = np.flatnonzero(items > 0)
     keys = row_of[known] * (int(items.max(initial=0)) + 1) + items[known]
     _, first = np.unique(keys, return_index=True)
     keep = known[np.sort(first)]  # first occurrence of each (playlist, item), in corpus order
-    counts = np.bincount(row_of[keep], minlength=corpus.n_playlists)
+    counts = np.bincount(row_of[keep], minlength=n_playlists)
     rows = np.flatnonzero(counts >= 2)
-    all_ptr = np.zeros(corpus.n_playlists + 1, dtype=np.int64)
+    all_ptr = np.zeros(n_playlists + 1, dtype=np.int64)
     np.cumsum(counts, out=all_ptr[1:])
     item_ptr, items_flat = take_rows(all_ptr, items[keep], rows)
-    names = corpus.playlists["name"].to_numpy()
-    words = [model.title_words(names[row]) for row in rows] if model.words else []
+    words = titles(rows) if titles is not None else []
     word_ptr = np.zeros(len(rows) + 1, dtype=np.int64)
     if words:
         np.cumsum([len(w) for w in words], out=word_ptr[1:])
@@ -107,7 +122,7 @@ def training_playlists(model, corpus: Corpus) -> TrainingPlaylists:
 
 
 def sample_batch(
-    playlists: TrainingPlaylists, rows: np.ndarray, rng: np.random.Generator, config: TrainConfig
+    playlists: TrainingPlaylists, rows: np.ndarray, rng: np.random.Generator, config: TrainSettings, max_seeds: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random seed/target splits: half keep playlist order (first k), half pick seeds anywhere.
 
@@ -116,18 +131,18 @@ def sample_batch(
 
     The seed count is log-uniform in [1, min(len-1, max_seeds)], as the challenge asks from 1 to
     100 seeds; up to targets_per_playlist of the remaining tracks are the targets. A share of
-    examples hides the title (title_dropout) and, where a title is known, one in ten hides the
+    examples hides the title (title_dropout) and, where a title is known, TITLE_ONLY_SHARE hides the
     seeds instead (title-only playlists).
     """
     seeds_out, targets_out, words_out = [], [], []
     for row in np.ravel(rows):
         tracks, words = playlists.items(row), playlists.words(row)
-        upper = min(len(tracks) - 1, config.max_seeds)
+        upper = min(len(tracks) - 1, max_seeds)
         k = int(np.exp(rng.uniform(0.0, np.log(upper + 1)))) if upper > 1 else 1
         k = min(max(k, 1), upper)
         if rng.random() < config.title_dropout:
             words = words[:0]
-        elif len(words) and rng.random() < 0.1:
+        elif len(words) and rng.random() < TITLE_ONLY_SHARE:
             k = 0
         if rng.random() < 0.5:
             seeds, rest = tracks[:k], tracks[k:]
@@ -143,7 +158,7 @@ def sample_batch(
     return tuple(pad_rows(out).reshape(*shape, -1) for out in (seeds_out, targets_out, words_out))
 
 
-def new_optimizer(parameters, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def new_optimizer(parameters, config: TrainSettings, device: torch.device) -> torch.optim.Optimizer:
     """AdamW, fused where torch has the fused kernel (CPU, CUDA): on CPU it takes a third of the
     step time of the default for-loop version, since every step updates every track embedding."""
     fused = device.type in ("cpu", "cuda")
@@ -185,7 +200,7 @@ def softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return sum(softmax_loss(member, own) for member, own in zip(logits, per_member, strict=True))
     log_probs = F.log_softmax(logits, dim=1)
     picked = log_probs.gather(1, targets)
-    mask = (targets != 0).to(picked.dtype)
+    mask = (targets != PAD).to(picked.dtype)
     picked = torch.where(mask > 0, picked, torch.zeros_like(picked))
     per_playlist = -(picked * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
     return per_playlist.mean()
@@ -215,120 +230,169 @@ def init_distributed(device: torch.device) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size())
 
 
-def validation_score(model, cases, track_artist: np.ndarray) -> float:
-    from songrec.metrics import evaluate_model
+@dataclass
+class TrainResult:
+    """What a run leaves besides the trained weights: per-epoch history and the best epoch kept."""
 
-    if not cases:
-        return float("nan")
-    return evaluate_model(model, cases, track_artist).overall.r_precision
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("-inf")
+    epochs_trained: int = 0
+    stopped: bool = False
+    """The callback asked to stop before the last epoch."""
+    diverged: str = ""
+    """Why the run stopped early on a non-finite loss ("" when it did not)."""
 
 
-def train(model, corpus: Corpus, callback: FitCallback | None = None) -> None:
-    """Fit `model` (a NeuralRecommender whose shared parts are set) on the corpus playlists.
+@dataclass
+class _Run:
+    """What one training run carries from epoch to epoch."""
 
-    A share of playlists is held out for a per-epoch validation R-precision; the weights of the
-    best epoch are kept and restored when training ends, is stopped by the callback returning
-    False, or is interrupted. Under torchrun each rank trains on its share of the playlists and
-    DistributedDataParallel averages the gradients; only rank 0 calls the callback, and a stop
-    request is ignored there (every rank must run the same steps).
+    network: torch.nn.Module
+    module: torch.nn.Module
+    """The network as stepped: the same module, or its DistributedDataParallel wrapper."""
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    playlists: TrainingPlaylists
+    rng: np.random.Generator
+    settings: TrainSettings
+    max_seeds: int
+    row_shape: tuple[int, ...]
+    """(steps x batch,) for one network, (members, steps x batch) for an ensemble: each member its own order."""
+    steps: int
+    device: torch.device
+    group: Distributed
+    started: float
+    callback: Callable[[TrainProgress], bool | None] | None
+
+
+def train(
+    network: torch.nn.Module,
+    playlists: TrainingPlaylists,
+    settings: TrainSettings,
+    *,
+    max_seeds: int,
+    device: torch.device,
+    validate: Callable[[], float] | None = None,
+    callback: Callable[[TrainProgress], bool | None] | None = None,
+    group: Distributed | None = None,
+    result: TrainResult | None = None,
+) -> TrainResult:
+    """Train `network` (already on `device`) on the playlists; keep the weights of its best epoch.
+
+    `validate()` scores the network after each epoch (higher is better; without it, minus the mean
+    loss); the best epoch's weights are restored when training ends, is stopped by the callback
+    returning False, diverges (a NaN or infinite loss: the run stops, its weights are never kept,
+    and TrainingDiverged is raised when no earlier epoch can be kept), or is interrupted. Under
+    torchrun each rank trains on its share of the playlists and DistributedDataParallel averages
+    the gradients; only rank 0 calls the callback, and a stop request is ignored there (every rank
+    must run the same steps). `result`, when given, is filled in as training goes, so a caller still
+    has the history and best epoch after an interrupt.
     """
-    from songrec.models.neural import pick_device
-
-    config = model.train_config
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model.device = pick_device(config.device)
-    group = init_distributed(model.device)
-    if group.active and model.device.type == "cuda":
-        model.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", group.rank)) % torch.cuda.device_count())
-    model.build_vocabulary(corpus)
-    if len(model.vocab_ids) < 2:
-        raise ValueError("too few tracks to train on: lower min_track_count or load more playlists")
-
-    n_val = min(int(round(corpus.n_playlists * config.val_share)), 2 * VALIDATION_CASES) if config.val_share > 0 else 0
-    order = rng.permutation(corpus.n_playlists)
-    train_part = corpus.subset(np.sort(order[n_val:])) if n_val else corpus
-    val_cases = (
-        make_cases(corpus.subset(np.sort(order[:n_val])), seed=config.seed, max_cases=VALIDATION_CASES) if n_val else []
-    )
-    model.build_words(train_part)
-    playlists = training_playlists(model, train_part)
-    if not len(playlists):
-        raise ValueError("no training playlist has two or more tracks in the vocabulary")
-
-    steps = math.ceil(len(playlists) / (config.batch_size * group.world))
-    if group.active:
-        playlists = playlists.take(np.arange(group.rank, len(playlists), group.world))
-        rng = np.random.default_rng([config.seed, group.rank])
-    model.network = model.new_network().to(model.device)
-    network = model.network
+    group = group or Distributed()
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    steps = math.ceil(len(playlists) / (settings.batch_size * group.world))
+    module = network
     if group.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        network = DistributedDataParallel(
-            model.network, device_ids=[model.device.index] if model.device.type == "cuda" else None
-        )
+        playlists = playlists.take(np.arange(group.rank, len(playlists), group.world))
+        rng = np.random.default_rng([settings.seed, group.rank])
+        module = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
     else:
-        use_sparse_lookups(network, model.device)
-    optimizer = new_optimizer(network.parameters(), config, model.device)
+        use_sparse_lookups(network, device)
+    optimizer = new_optimizer(module.parameters(), settings, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(step, steps * config.epochs)
+        optimizer, lambda step: learning_rate_factor(step, steps * settings.epochs)
     )
-    model.history, model.best_val_metric, model.best_epoch, model.epochs_trained = [], float("-inf"), 0, 0
+    members = len(network.members) if hasattr(network, "members") else 1
+    row_shape = (steps * settings.batch_size,) if members == 1 else (members, steps * settings.batch_size)
+    run = _Run(network, module, optimizer, schedule, playlists, rng, settings, max_seeds, row_shape, steps, device,
+               group, time.perf_counter(), callback)
+    result = result if result is not None else TrainResult()
     best_state = None
-    started = time.perf_counter()
     try:
-        for epoch in range(1, config.epochs + 1):
-            model.network.train()
-            # each network of an ensemble draws its own playlist order (a row here) and seed/target splits
-            orders = np.stack(
-                [np.resize(rng.permutation(len(playlists)), steps * config.batch_size) for _ in range(config.members)]
-            )
-            if config.members == 1:
-                orders = orders[0]
-            losses = []
-            stop = False
-            for step in range(steps):
-                rows = orders[..., step * config.batch_size : (step + 1) * config.batch_size]
-                seeds, targets, words = sample_batch(playlists, rows, rng, config)
-                logits = network(torch.from_numpy(seeds).to(model.device), torch.from_numpy(words).to(model.device))
-                loss = softmax_loss(logits, torch.from_numpy(targets).to(model.device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                losses.append(loss.item())
-                epoch_end = step == steps - 1
-                val = float("nan")
-                if epoch_end:
-                    model.epochs_trained = epoch
-                    val = (
-                        validation_score(model, val_cases, corpus.track_artist)
-                        if val_cases
-                        else -float(np.mean(losses))
-                    )
-                    model.history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_metric": val})
-                    if val > model.best_val_metric:
-                        model.best_val_metric, model.best_epoch = val, epoch
-                        best_state = copy.deepcopy(model.network.state_dict())
-                if callback is not None and group.rank == 0:
-                    progress = TrainProgress(
-                        epoch,
-                        config.epochs,
-                        step + 1,
-                        steps,
-                        float(np.mean(losses)),
-                        time.perf_counter() - started,
-                        val,
-                        epoch_end,
-                        model.device.type,
-                    )
-                    if callback(progress) is False and not group.active:
-                        stop = True
-                        break
-            if stop:
+        for epoch in range(1, settings.epochs + 1):
+            loss, stop, diverged_at = train_epoch(run, epoch)
+            if diverged_at:
+                result.diverged = (
+                    f"training diverged at epoch {epoch}, step {diverged_at}: the loss became {loss} at learning "
+                    f"rate {settings.learning_rate:g}"
+                )
+                break
+            if stop:  # asked mid-epoch: that partial epoch is neither scored nor kept
+                result.stopped = True
+                break
+            result.epochs_trained = epoch
+            score = _epoch_score(network, validate, loss)
+            result.history.append({"epoch": epoch, "loss": loss, "val_metric": score})
+            if score > result.best_score and all_finite(network):
+                result.best_score, result.best_epoch = score, epoch
+                best_state = copy.deepcopy(network.state_dict())
+            if not _report(run, epoch, run.steps, loss, score, epoch_end=True):
+                result.stopped = True
                 break
     finally:
         if best_state is not None:
-            model.network.load_state_dict(best_state)
-        model.network.eval()
+            network.load_state_dict(best_state)
+        network.eval()
+    if result.diverged and best_state is None:
+        raise TrainingDiverged(f"{result.diverged}; no epoch ended with finite weights, so nothing is kept: "
+                               "lower the learning rate")
+    if result.diverged:
+        result.diverged += f"; the weights of epoch {result.best_epoch}, the best before it, are kept"
+    return result
+
+
+def train_epoch(run: _Run, epoch: int) -> tuple[float, bool, int]:
+    """One pass over the playlists: (mean loss, stop asked, step at which the loss became non-finite or 0).
+
+    The loss is summed on the device and read every LOG_INTERVAL steps, so the host waits for the
+    device once per interval, not once per step; a non-finite loss ends the epoch at that read.
+    """
+    run.network.train()
+    settings, batch = run.settings, run.settings.batch_size
+    # each network of an ensemble draws its own playlist order (a row here) and seed/target splits
+    count = int(np.prod(run.row_shape[:-1]))
+    orders = np.stack([np.resize(run.rng.permutation(len(run.playlists)), run.row_shape[-1]) for _ in range(count)])
+    orders = orders.reshape(run.row_shape)
+    total = torch.zeros((), device=run.device)
+    mean_loss = float("nan")
+    for step in range(run.steps):
+        rows = orders[..., step * batch : (step + 1) * batch]
+        seeds, targets, words = sample_batch(run.playlists, rows, run.rng, settings, run.max_seeds)
+        logits = run.module(torch.from_numpy(seeds).to(run.device), torch.from_numpy(words).to(run.device))
+        loss = softmax_loss(logits, torch.from_numpy(targets).to(run.device))
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.schedule.step()
+        total += loss.detach()
+        last = step == run.steps - 1
+        if step == 0 or (step + 1) % LOG_INTERVAL == 0 or last:
+            mean_loss = total.item() / (step + 1)
+            if not math.isfinite(mean_loss):
+                return mean_loss, False, step + 1
+        if not last and _report(run, epoch, step + 1, mean_loss, float("nan"), epoch_end=False) is False:
+            return mean_loss, True, 0
+    return mean_loss, False, 0
+
+
+def _epoch_score(network: torch.nn.Module, validate: Callable[[], float] | None, loss: float) -> float:
+    """The validation score after an epoch (minus the loss without validation); NaN counts as worst."""
+    if validate is None:
+        return -loss
+    network.eval()
+    score = float(validate())
+    network.train()
+    return score if math.isfinite(score) else float("-inf")
+
+
+def _report(run: _Run, epoch: int, step: int, loss: float, score: float, epoch_end: bool) -> bool:
+    """Call the callback (rank 0 only); False when it asks to stop (never under torchrun)."""
+    if run.callback is None or run.group.rank != 0:
+        return True
+    progress = TrainProgress(epoch, run.settings.epochs, step, run.steps, loss, time.perf_counter() - run.started,
+                             score, epoch_end, run.device.type)
+    return not (run.callback(progress) is False and not run.group.active)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.protocol import make_cases
 from songrec.synthetic import GENRES, TRACKS_PER_PLAYLIST, make_catalogue, write_demo
 
@@ -50,6 +51,16 @@ def demo_split(demo_corpus: Corpus) -> tuple[Corpus, Corpus]:
 def demo_cases(demo_split: tuple[Corpus, Corpus]) -> list:
     """Challenge cases from the held-out demo playlists."""
     return make_cases(demo_split[1], seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_neural(demo_split: tuple[Corpus, Corpus]):
+    """A small neural model (factories.FAST_NEURAL) fitted once on the demo training playlists."""
+    from factories import FAST_NEURAL
+
+    from songrec.models.neural import NeuralRecommender
+
+    return NeuralRecommender(**FAST_NEURAL).fit(demo_split[0])
 
 
 @pytest.fixture(scope="session")

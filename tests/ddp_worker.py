@@ -5,8 +5,7 @@ import sys
 
 import torch.distributed as dist
 
-from songrec.config import TrainConfig
-from songrec.corpus import load_corpus
+from songrec.ingest import load_corpus
 from songrec.models.neural import NeuralRecommender
 
 DDP_TRAIN_CONFIG = {
@@ -22,7 +21,7 @@ if __name__ == "__main__":
     data, out, batch_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     corpus, _ = load_corpus([data])
     train, _ = corpus.split(0.2, seed=0)
-    model = NeuralRecommender(TrainConfig(**DDP_TRAIN_CONFIG, batch_size=batch_size)).fit(train)
+    model = NeuralRecommender(**DDP_TRAIN_CONFIG, batch_size=batch_size).fit(train)
     model.save(os.path.join(out, f"rank{os.environ.get('RANK', '0')}.safetensors"))
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -5,10 +5,24 @@ Import from a test module with `from factories import ...` (pytest puts tests/ o
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
+
+FAST_NEURAL = {
+    "epochs": 12,
+    "embedding_dim": 48,
+    "hidden_dim": 96,
+    "learning_rate": 0.01,
+    "batch_size": 32,
+    "members": 2,
+    "seed": 0,
+}
+"""Neural settings that train in seconds on the 600-playlist demo data and still learn its genres."""
 
 
 def track(uri: str, artist: str = "Artist", name: str | None = None) -> dict:
@@ -49,3 +63,20 @@ def tiny_playlists() -> list[dict]:
         playlist(11, [a, d], name="country "),
         playlist(12, [b, b, e], name="Rock"),
     ]
+
+
+def write_messy_slices(folder: Path) -> Path:
+    """Good, broken, gzip, empty-playlist and duplicate-pid files, with repeats and missing albums."""
+    a, b = track("u:a", "X", "A"), {**track("u:b", "Y", "B"), "album_name": "Album B"}
+    files = {
+        "mpd.slice.0-999.json": slice_bytes([playlist(0, [a, b, a]), playlist(1, [b, "u:c"]), playlist(2, [])]),
+        "mpd.slice.1000-1999.json": b'{"playlists": [',
+        "mpd.slice.2000-2999.json": slice_bytes(
+            [playlist(2000, ["u:d", "u:c"]), playlist(1, ["u:e", "u:a"]), playlist(2001, ["u:e", "u:f", "u:d"])]
+        ),
+        "mpd.slice.3000-3999.json.gz": gzip.compress(slice_bytes([playlist(3000, ["u:g", "u:a"], name="Rock 🎸")])),
+        "mpd.slice.4000-4999.json": slice_bytes([]),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder

@@ -25,7 +25,8 @@ import pytest
 
 from songrec.corpus import Corpus
 from songrec.models import load_model
-from songrec.models.base import Recommender
+from songrec.models.base import NotFittedError, Recommender
+from songrec.settings import SettingError, specs
 from songrec.synthetic import genre_of_name
 
 N = 50
@@ -50,8 +51,8 @@ class RecommenderBaseTestMixin:
         """A new, unfitted model with settings that fit in a second or two on the demo data."""
         raise NotImplementedError
 
-    def fit_model(self, model: Recommender, corpus: Corpus) -> Recommender:
-        return model.fit(corpus)
+    def fit_model(self, model: Recommender, corpus: Corpus, callback=None) -> Recommender:
+        return model.fit(corpus, callback=callback)
 
     # Class-scoped fixtures are classmethods (pytest's rule); they call the hooks on a fresh instance.
 
@@ -63,10 +64,16 @@ class RecommenderBaseTestMixin:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def model(cls, fit_corpus: Corpus) -> Recommender:
-        """The model fitted once per test class."""
+    def fit_events(cls) -> list:
+        """The progress reports of the class's one fit (filled by the `model` fixture)."""
+        return []
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, fit_corpus: Corpus, fit_events: list) -> Recommender:
+        """The model fitted once per test class, its progress reports kept in `fit_events`."""
         checks = cls()
-        return checks.fit_model(checks.make_model(), fit_corpus)
+        return checks.fit_model(checks.make_model(), fit_corpus, callback=fit_events.append)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -135,6 +142,33 @@ class RecommenderBaseTestMixin:
         assert len(uris) == len(set(uris)) == 20
         assert not set(uris) & set(seeds)
         assert set(uris) <= set(model.track_uris)
+
+    # --- fitting ----------------------------------------------------------------------------------------
+
+    def test_fit_reports_progress_up_to_the_end(self, model: Recommender, fit_events: list) -> None:
+        assert fit_events, "fit(callback=...) must report progress"
+        fractions = [event.fraction for event in fit_events]
+        assert all(0.0 <= f <= 1.0 for f in fractions)
+        assert fractions[-1] == 1.0
+        assert all(isinstance(event.label, str) and event.label for event in fit_events)
+
+    def test_an_unfitted_model_says_so(self, tmp_path: Path) -> None:
+        unfitted = self.make_model()
+        with pytest.raises(NotFittedError, match=f"{unfitted.name} model is not fitted"):
+            unfitted.recommend([0, 1], None, 10)
+        with pytest.raises(NotFittedError, match="before saving"):
+            unfitted.save(tmp_path / "unfitted.safetensors")
+        assert not (tmp_path / "unfitted.safetensors").exists()
+
+    def test_settings_are_checked(self) -> None:
+        """Every setting is typed: a value of the wrong type is refused with the setting's name."""
+        model = self.make_model()
+        for cls in model.settings_classes:
+            for spec in specs(cls):
+                with pytest.raises(SettingError, match=spec.name):
+                    type(model)(**{spec.name: "not a value" if spec.kind is not str else 12})
+        with pytest.raises(SettingError, match="unknown"):
+            type(model)(no_such_setting=1)
 
     # --- saving -----------------------------------------------------------------------------------------
 

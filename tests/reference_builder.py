@@ -1,6 +1,7 @@
 """The plain reference corpus builder (full typed decode, one playlist and track at a time).
 
-songrec.cache's streaming builder must give exactly its corpus and report; tests/test_cache.py checks it.
+songrec.ingest's streaming builder must give exactly its corpus and report (tests/test_ingest.py),
+and so must a corpus read back from the cache (tests/test_cache.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.corpus import Corpus
-from songrec.mpd import LoadReport, Slice
+from songrec.mpd import LoadReport, MPDFormatError, Slice, find_slice_files, iter_slices
 
 
 class CorpusBuilder:
@@ -83,3 +84,35 @@ class CorpusBuilder:
         )
         artists = np.asarray(list(self._artist_ids.keys()), dtype=object)
         return Corpus(indptr, indices, tracks, playlists, artists)
+
+
+def reference_load(sources, max_files=None) -> tuple[Corpus, LoadReport]:
+    """The original reader: full typed decode, then CorpusBuilder one playlist and track at a time."""
+    expanded = []
+    for source in sources:
+        expanded.extend([source] if isinstance(source, tuple) else find_slice_files([source]))
+    expanded = expanded[:max_files] if max_files is not None else expanded
+    builder = CorpusBuilder()
+    for name, result in iter_slices(expanded):
+        if isinstance(result, MPDFormatError):
+            builder.report.errors.append(result)
+        else:
+            builder.add(name, result)
+    return builder.build(), builder.report
+
+
+def assert_same_corpus(a: Corpus, b: Corpus) -> None:
+    assert a.indptr.dtype == b.indptr.dtype == np.int64
+    assert a.indices.dtype == b.indices.dtype == np.int32
+    assert np.array_equal(a.indptr, b.indptr)
+    assert np.array_equal(a.indices, b.indices)
+    pd.testing.assert_frame_equal(a.tracks, b.tracks)
+    pd.testing.assert_frame_equal(a.playlists, b.playlists)
+    assert a.artists.dtype == b.artists.dtype == object
+    assert a.artists.tolist() == b.artists.tolist()
+
+
+def assert_same_report(a: LoadReport, b: LoadReport) -> None:
+    assert a.files_read == b.files_read
+    assert a.warnings == b.warnings
+    assert [(e.file, e.field, e.problem) for e in a.errors] == [(e.file, e.field, e.problem) for e in b.errors]

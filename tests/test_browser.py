@@ -27,8 +27,15 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).parents[1]
 CHROMIUM = os.environ.get("SONGREC_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(os.environ.get("SONGREC_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
 
 
@@ -42,9 +49,23 @@ def start_server(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Popen
     """`streamlit run app.py` on a free loopback port; returns (process, base URL) once healthy."""
     port = _free_port()
     env = {**os.environ, **env_extra}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     handle = log.open("wb")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -109,9 +130,15 @@ def open_page(page, title: str) -> None:
 
 
 def set_number(page, label: str, value: int) -> None:
+    """Type into the number box of that label (`page` may be a locator: a form, when others share the label)."""
     field = page.get_by_label(label, exact=True)
     field.fill(str(value))
     field.press("Tab")
+
+
+def train_form(page):
+    """The neural model's form on the Train page (the notebook baseline's settings have an Epochs box too)."""
+    return page.locator('[data-testid="stForm"]').first
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +184,8 @@ def test_walkthrough(browser, server: str, tmp_path: Path) -> None:
     page.get_by_role("radio", name="Upload slices").click()
     settle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-        [str(upload / "mpd.slice.0-999.json"), str(bad)])
+        [str(upload / "mpd.slice.0-999.json"), str(bad)]
+    )
     uploader = page.locator('[data-testid="stFileUploader"]')
     deadline = time.monotonic() + 30
     while "broken.json" not in uploader.inner_text() and time.monotonic() < deadline:  # long names are elided
@@ -172,15 +200,17 @@ def test_walkthrough(browser, server: str, tmp_path: Path) -> None:
     shoot(page, "02-dataset-uploaded")
 
     open_page(page, "Train")
-    set_number(page, "Epochs", 2)
-    set_number(page, "Embedding size", 32)
-    set_number(page, "Hidden size", 64)
+    form = train_form(page)
+    set_number(form, "Epochs", 2)
+    set_number(form, "Embedding size", 32)
+    set_number(form, "Hidden size", 64)
     page.get_by_role("button", name="Train neural model").click()
     page.get_by_text("Trained 2 epochs").wait_for(timeout=120_000)
     settle(page)
     # the sidebar lists the trained model (after the rerun that follows the job's end)
     page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"neural · \w+ · 2 epochs")).wait_for(
-        timeout=15_000)
+        timeout=15_000
+    )
     shoot(page, "03-train")
 
     open_page(page, "Recommend")
@@ -210,5 +240,133 @@ def test_walkthrough(browser, server: str, tmp_path: Path) -> None:
 
     exceptions = page.locator('[data-testid="stException"]').count()
     assert exceptions == 0, page.locator('[data-testid="stException"]').first.inner_text()
+    assert not errors, errors
+    page.close()
+
+
+def sidebar_text(page) -> str:
+    return page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+def reload(page) -> None:
+    """What a person's F5 does: the tab's Streamlit session ends and a new one starts from the URL."""
+    page.reload()
+    page.locator('[data-testid="stSidebarUserContent"]').get_by_text("Dataset", exact=True).wait_for(timeout=60_000)
+    settle(page)
+
+
+def test_a_reload_keeps_the_fitted_models(browser, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(server)
+    page.get_by_role("heading", name="Dataset", level=1).wait_for(timeout=60_000)
+    settle(page)
+    open_page(page, "Train")
+    page.get_by_role("button", name="Fit popularity").click()
+    page.locator('[data-testid="stSidebar"]').get_by_text("popularity").wait_for(timeout=30_000)
+    settle(page)
+    assert "session=" in page.url
+    token = page.url.split("session=")[1]
+
+    reload(page)
+    assert page.url.split("session=")[1] == token
+    assert "popularity" in sidebar_text(page) and "None fitted yet" not in sidebar_text(page)
+
+    stranger = browser.new_page(viewport={"width": 1440, "height": 1000})  # another person: a link of their own
+    stranger.goto(server)
+    stranger.get_by_role("heading", name="Dataset", level=1).wait_for(timeout=60_000)
+    settle(stranger)
+    assert "None fitted yet" in sidebar_text(stranger) and token not in stranger.url
+    stranger.close()
+    page.close()
+
+
+def test_a_reload_finds_the_training_still_running_then_done(browser, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.get_by_role("heading", name="Dataset", level=1).wait_for(timeout=60_000)
+    settle(page)
+    open_page(page, "Train")
+    form = train_form(page)
+    set_number(form, "Epochs", 2)
+    set_number(form, "Embedding size", 32)
+    set_number(form, "Hidden size", 64)
+    page.get_by_role("button", name="Train neural model").click()
+    page.get_by_role("button", name="Stop training").wait_for(timeout=60_000)
+
+    reload(page)
+    assert page.get_by_role("heading", name="Train", level=1).count() == 1  # the same page, from the URL
+    page.get_by_role("button", name="Stop training").wait_for(timeout=15_000)  # the job, still running
+    assert "Training the neural model" in sidebar_text(page)
+    shoot(page, "08-train-after-reload")
+    page.get_by_text("Trained 2 epochs").wait_for(timeout=120_000)  # its result, collected after the reload
+    page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"neural · \w+ · 2 epochs")).wait_for(
+        timeout=15_000
+    )
+    assert train_form(page).get_by_label("Epochs", exact=True).input_value() == "2"  # the chosen settings came back too
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert not errors, errors
+    page.close()
+
+
+def test_the_notebook_replay_reasons_two_models_and_both_downloads(browser, server: str, tmp_path: Path) -> None:
+    from songrec.corpus import load_corpus
+    from songrec.mpd import read_slice
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.get_by_role("heading", name="Dataset", level=1).wait_for(timeout=60_000)
+    settle(page)
+
+    open_page(page, "Train")
+    page.get_by_role("button", name="Train the notebook and the fixed model").click()
+    page.get_by_text("How sure each model is of its top 15").wait_for(timeout=120_000)
+    settle(page)
+    assert page.get_by_text("notebook, as written", exact=True).count() >= 1
+    page.get_by_text("Untied narrow head").scroll_into_view_if_needed()
+    page.locator('[data-testid="stCheckbox"]').filter(has_text="Fix it").nth(3).click()  # the 4th cause: the head
+    settle(page)
+    page.get_by_role("button", name="Train the notebook and the fixed model").click()
+    page.get_by_text("Runs so far").wait_for(timeout=120_000)
+    settle(page)
+    assert page.get_by_text("notebook with fixes", exact=True).count() >= 1
+    page.get_by_role("heading", name="The notebook, as written").scroll_into_view_if_needed()
+    shoot(page, "09-train-notebook-replay")
+
+    page.get_by_role("button", name="Fit popularity").click()
+    settle(page)
+    page.get_by_role("button", name="Fit itemknn").click()
+    page.locator('[data-testid="stSidebar"]').get_by_text("itemknn").wait_for(timeout=30_000)
+    settle(page)
+
+    open_page(page, "Recommend")
+    page.get_by_text("Found in top 20").wait_for()
+    page.get_by_role("heading", name="Two models, one playlist").wait_for()
+    page.get_by_text("In both lists", exact=True).wait_for()
+    assert page.get_by_text(re.compile(r"Held out found by ")).count() == 2
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 4  # seeds, the list, and the two side by side
+    shoot(page, "10-recommend-reasons-side-by-side")
+
+    with page.expect_download() as csv_download:
+        page.get_by_role("button", name="Recommendations as CSV").click()
+    csv_path = tmp_path / csv_download.value.suggested_filename
+    csv_download.value.save_as(csv_path)
+    header = csv_path.read_text().splitlines()[0].split(",")
+    assert csv_path.suffix == ".csv" and {"rank", "track", "artist", "reason", "uri"} <= set(header)
+    assert len(csv_path.read_text().splitlines()) == 21
+
+    with page.expect_download() as slice_download:
+        page.get_by_role("button", name="Playlist as MPD JSON").click()
+    slice_path = tmp_path / f"mpd.slice.{slice_download.value.suggested_filename}"
+    slice_download.value.save_as(slice_path)
+    playlist = read_slice(slice_path.read_bytes(), slice_path.name).playlists[0]
+    assert len(playlist.tracks) > 20
+    corpus, report = load_corpus([slice_path])
+    assert corpus.n_playlists == 1 and not report.errors
+
+    assert page.locator('[data-testid="stException"]').count() == 0
     assert not errors, errors
     page.close()

@@ -1,129 +1,27 @@
-"""Streaming ingest and the on-disk corpus cache: the same corpus as the reference reader, and a
-cache that is reused while the files are unchanged and rebuilt when any of them changes."""
+"""The on-disk corpus cache: reused while the files are unchanged, rebuilt when any of them changes,
+and the same corpus as the reference reader."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from factories import playlist, slice_bytes, track
-from reference_builder import CorpusBuilder
+from factories import playlist, slice_bytes, write_messy_slices
+from reference_builder import assert_same_corpus, assert_same_report, reference_load
 
-from songrec import cache
-from songrec.cache import cache_path, load_corpus_cached, read_corpus
-from songrec.corpus import Corpus, load_corpus
-from songrec.mpd import LoadReport, MPDFormatError, find_slice_files, iter_slices
+from songrec import ingest
+from songrec.cache import cache_path
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus, load_corpus_cached
+from songrec.mpd import LoadReport, MPDFormatError, find_slice_files
 from songrec.synthetic import write_demo
-
-
-def reference_load(sources, max_files=None) -> tuple[Corpus, LoadReport]:
-    """The original reader: full typed decode, then CorpusBuilder one playlist and track at a time."""
-    expanded = []
-    for source in sources:
-        expanded.extend([source] if isinstance(source, tuple) else find_slice_files([source]))
-    expanded = expanded[:max_files] if max_files is not None else expanded
-    builder = CorpusBuilder()
-    for name, result in iter_slices(expanded):
-        if isinstance(result, MPDFormatError):
-            builder.report.errors.append(result)
-        else:
-            builder.add(name, result)
-    return builder.build(), builder.report
-
-
-def assert_same_corpus(a: Corpus, b: Corpus) -> None:
-    assert a.indptr.dtype == b.indptr.dtype == np.int64
-    assert a.indices.dtype == b.indices.dtype == np.int32
-    assert np.array_equal(a.indptr, b.indptr)
-    assert np.array_equal(a.indices, b.indices)
-    pd.testing.assert_frame_equal(a.tracks, b.tracks)
-    pd.testing.assert_frame_equal(a.playlists, b.playlists)
-    assert a.artists.dtype == b.artists.dtype == object
-    assert a.artists.tolist() == b.artists.tolist()
-
-
-def assert_same_report(a: LoadReport, b: LoadReport) -> None:
-    assert a.files_read == b.files_read
-    assert a.warnings == b.warnings
-    assert [(e.file, e.field, e.problem) for e in a.errors] == [(e.file, e.field, e.problem) for e in b.errors]
 
 
 @pytest.fixture()
 def messy_dir(tmp_path: Path) -> Path:
-    """Good, broken, gzip, empty-playlist and duplicate-pid files, with repeats and missing albums."""
-    a, b = track("u:a", "X", "A"), {**track("u:b", "Y", "B"), "album_name": "Album B"}
-    files = {
-        "mpd.slice.0-999.json": slice_bytes([playlist(0, [a, b, a]), playlist(1, [b, "u:c"]), playlist(2, [])]),
-        "mpd.slice.1000-1999.json": b'{"playlists": [',
-        "mpd.slice.2000-2999.json": slice_bytes(
-            [playlist(2000, ["u:d", "u:c"]), playlist(1, ["u:e", "u:a"]), playlist(2001, ["u:e", "u:f", "u:d"])]
-        ),
-        "mpd.slice.3000-3999.json.gz": gzip.compress(slice_bytes([playlist(3000, ["u:g", "u:a"], name="Rock 🎸")])),
-        "mpd.slice.4000-4999.json": slice_bytes([]),
-    }
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-    return tmp_path
-
-
-# --- streaming ingest: the same corpus as the original reader -------------------------------------
-
-
-def test_streaming_reader_equals_the_reference_on_messy_files(messy_dir: Path) -> None:
-    corpus, report = read_corpus([messy_dir], workers=1)
-    expected, expected_report = reference_load([messy_dir])
-    assert_same_corpus(corpus, expected)
-    assert_same_report(report, expected_report)
-    assert len(report.errors) == 1 and len(report.warnings) == 2
-
-
-def test_streaming_reader_equals_the_reference_on_demo_data(demo_dir: Path) -> None:
-    assert_same_corpus(read_corpus([demo_dir], workers=1)[0], reference_load([demo_dir])[0])
-
-
-def test_uploaded_bytes_and_max_files(messy_dir: Path) -> None:
-    uploads = [(p.name, p.read_bytes()) for p in find_slice_files([messy_dir])]
-    corpus, report = read_corpus(uploads, max_files=3)
-    expected, expected_report = reference_load(uploads, max_files=3)
-    assert_same_corpus(corpus, expected)
-    assert_same_report(report, expected_report)
-
-
-def test_two_workers_give_the_same_corpus(messy_dir: Path, demo_dir: Path) -> None:
-    for folder in (messy_dir, demo_dir):
-        one, one_report = read_corpus([folder], workers=1)
-        two, two_report = read_corpus([folder], workers=2)
-        assert_same_corpus(one, two)
-        assert_same_report(one_report, two_report)
-
-
-def test_shares_built_in_parallel_merge_into_the_same_corpus(tmp_path: Path) -> None:
-    folder = tmp_path / "many"
-    write_demo(folder, 4500, seed=3, n_tracks=2000, workers=1)
-    (folder / "mpd.slice.9000-9999.json").write_bytes(slice_bytes([playlist(9000, [])]))  # a warning
-    expected, expected_report = reference_load([folder])
-    for workers in (2, 3):
-        calls: list[tuple[int, int]] = []
-        corpus, report = read_corpus([folder], workers=workers, progress=lambda d, t, n, c=calls: c.append((d, t)))
-        assert_same_corpus(corpus, expected)
-        assert_same_report(report, expected_report)
-        assert calls == [(i, 6) for i in range(1, 7)]
-
-
-def test_real_sample_equals_the_reference(shared_data: Path) -> None:
-    sample = shared_data / "mpd-sample"
-    corpus, report = read_corpus([sample], max_files=120)
-    expected, expected_report = reference_load([sample], max_files=120)
-    assert_same_corpus(corpus, expected)
-    assert_same_report(report, expected_report)
-
-
-# --- the cache -------------------------------------------------------------------------------------
+    return write_messy_slices(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -142,15 +40,15 @@ def data_dir(demo_template: Path, tmp_path: Path) -> Path:
 def load_counting(monkeypatch: pytest.MonkeyPatch, *args, **kwargs) -> tuple[Corpus, LoadReport, int]:
     """load_corpus_cached, and how many times it read the slice files instead of the cache."""
     reads = []
-    original = cache.read_corpus
+    original = ingest.read_corpus
 
     def counting(*a, **k):
         reads.append(1)
         return original(*a, **k)
 
-    monkeypatch.setattr(cache, "read_corpus", counting)
+    monkeypatch.setattr(ingest, "read_corpus", counting)
     corpus, report = load_corpus_cached(*args, **kwargs)
-    monkeypatch.setattr(cache, "read_corpus", original)
+    monkeypatch.setattr(ingest, "read_corpus", original)
     return corpus, report, len(reads)
 
 

@@ -12,14 +12,16 @@ import pytest
 from factories import playlist, slice_bytes
 
 from songrec.challenge import read_challenge
-from songrec.cli import build_parser, main
+from songrec.cli import build_parser, main, model_params
+from songrec.config import EvaluationSettings
 from songrec.corpus import Corpus
 from songrec.models import make_model
 from songrec.mpd import read_slice
 from songrec.protocol import CATEGORIES, CATEGORY_NAMES
+from songrec.settings import given_options
 
-COMMANDS = ("stats", "generate", "challenge-set", "evaluate", "submit", "train")
-SCORE_KEYS = {"r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15", "cases"}
+COMMANDS = ("stats", "generate", "challenge-set", "evaluate", "submit", "train", "recommend", "genres", "embed")
+SCORE_KEYS = {"r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15", "cases", "coverage"}
 
 
 def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
@@ -74,8 +76,11 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture, command: str) -> 
 
 
 def test_evaluate_seed_also_seeds_training() -> None:
-    args = build_parser().parse_args(["evaluate", "--train", "x", "--seed", "7"])
-    assert args.seed == 7
+    argv = ["evaluate", "--train", "x", "--seed", "7", "--model", "neural,als"]
+    args = build_parser(argv).parse_args(argv)
+    assert given_options(args, [EvaluationSettings], "evaluate") == {"seed": 7}
+    assert model_params(args, "neural", shared={"seed": 7})["seed"] == 7
+    assert model_params(args, "als", shared={"seed": 7})["seed"] == 7
 
 
 # --- generate and stats ------------------------------------------------------------------------------------
@@ -103,7 +108,7 @@ def test_stats_json(capsys: pytest.CaptureFixture, demo_dir: Path, demo_corpus: 
 def test_stats_text(capsys: pytest.CaptureFixture, demo_dir: Path) -> None:
     code, out, _ = run(capsys, "stats", demo_dir)
     assert code == 0
-    assert "files read        1 (0 with errors)" in out
+    assert "files loaded      1\nfiles with errors 0\n" in out
     assert "playlists         600" in out
     for heading in ("most common tracks:", "most common artists:", "most common playlist names:"):
         assert heading in out
@@ -123,7 +128,7 @@ def mixed_folder(tmp_path: Path) -> Path:
 def test_stats_reports_bad_files_and_counts_good_ones(capsys: pytest.CaptureFixture, mixed_folder: Path) -> None:
     code, out, err = run(capsys, "stats", mixed_folder)
     assert code == 0
-    assert "files read        1 (2 with errors)" in out
+    assert "files loaded      1\nfiles with errors 2\n" in out
     assert "playlists         3" in out
     missing = mixed_folder / "mpd.slice.1000-1999.json"
     assert f"error: {missing} at playlists[0].tracks[1].track_uri: required field is missing" in err
@@ -256,11 +261,12 @@ def test_evaluate_several_models_in_one_table(capsys: pytest.CaptureFixture, dem
     code, out, err = run(capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60)
     assert code == 0, err
     header, *rows = out.strip().splitlines()
-    assert header.split() == ["model", "cases", "R-prec", "NDCG", "clicks", "fit", "s"]
+    assert header.split() == ["model", "cases", "R-prec", "NDCG", "clicks", "coverage", "fit", "s"]
     table = {row.split()[0]: [float(v) for v in row.split()[1:]] for row in rows}
     assert set(table) == {"popularity", "itemknn"}
     assert table["popularity"][0] == table["itemknn"][0] == 60
     assert table["itemknn"][1] > table["popularity"][1]
+    assert table["itemknn"][4] > table["popularity"][4]  # popularity gives (nearly) one list for every playlist
     code, out, _ = run(capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60,
                        "--json")
     assert [r["model"] for r in json.loads(out)] == ["popularity", "itemknn"]

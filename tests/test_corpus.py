@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from factories import corpus_of, playlist, tiny_playlists
 
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 
 
 @pytest.fixture(scope="module")

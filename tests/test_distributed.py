@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from songrec.checkpoint import load_checkpoint
-from songrec.corpus import load_corpus
+from songrec.ingest import load_corpus
 from songrec.metrics import evaluate_model
 from songrec.models.neural import NeuralRecommender
 from songrec.protocol import make_cases

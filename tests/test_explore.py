@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from songrec import explore
-from songrec.config import TrainConfig
-from songrec.corpus import Corpus, load_corpus
+from songrec.corpus import Corpus
+from songrec.ingest import load_corpus
 from songrec.models import make_model
 from songrec.protocol import CATEGORY_NAMES
 from songrec.synthetic import write_demo
@@ -47,7 +47,7 @@ def test_holdout_and_recommendation_table(corpus: Corpus) -> None:
     seeds, truth = explore.holdout(corpus, row, 5)
     assert len(seeds) == 5 and not np.isin(truth, seeds).any()
     table = explore.recommendation_table(model, corpus, seeds, None, 25, truth)
-    assert list(table.columns) == ["rank", "hit", "track", "artist", "score", "source", "uri", "id"]
+    assert list(table.columns) == ["rank", "hit", "track", "artist", "score", "reason", "source", "uri", "id"]
     assert len(table) == 25 and not table["id"].isin(seeds).any()
     assert table["hit"].tolist() == np.isin(table["id"], truth).tolist()
     scores = explore.holdout_scores(table["id"].to_numpy(), truth)
@@ -76,8 +76,8 @@ def test_fit_job_runs_and_stops(corpus: Corpus) -> None:
     job = FitJob(make_model("itemknn"), corpus, "itemknn").start()
     assert job.wait(60) and job.status == "done" and job.fraction == 1.0
 
-    config = TrainConfig(epochs=200, embedding_dim=8, hidden_dim=16, batch_size=16, val_share=0.0)
-    job = FitJob(make_model("neural", config=config), corpus, "neural").start()
+    settings = dict(epochs=200, embedding_dim=8, hidden_dim=16, batch_size=16, val_share=0.0)
+    job = FitJob(make_model("neural", **settings), corpus, "neural").start()
     for _ in range(600):
         if job.last is not None and job.last.epoch >= 2:
             break
@@ -90,7 +90,7 @@ def test_fit_job_runs_and_stops(corpus: Corpus) -> None:
 
 
 def test_fit_job_reports_failure(corpus: Corpus) -> None:
-    config = TrainConfig(epochs=1, min_track_count=10**6)  # no track is frequent enough
-    job = FitJob(make_model("neural", config=config), corpus, "neural").start()
+    settings = dict(epochs=1, min_track_count=10**6)  # no track is frequent enough
+    job = FitJob(make_model("neural", **settings), corpus, "neural").start()
     assert job.wait(60) and job.status == "failed"
     assert "ValueError" in job.error and "failed" in job.describe()

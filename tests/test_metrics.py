@@ -10,6 +10,7 @@ import pytest
 from songrec.metrics import (
     MAX_CLICKS,
     clicks,
+    coverage,
     evaluate,
     evaluate_model,
     hit_at,
@@ -211,7 +212,28 @@ def test_evaluate_averages_overall_and_per_category() -> None:
     assert result.overall.hit_at_15 == pytest.approx(2 / 3)
     as_dict = result.as_dict()
     assert set(as_dict) == {"overall", "per_category"}
-    assert set(as_dict["overall"]) == {"r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15", "cases"}
+    assert set(as_dict["overall"]) == {
+        "r_precision",
+        "r_precision_tracks",
+        "ndcg",
+        "clicks",
+        "hit_at_15",
+        "cases",
+        "coverage",
+    }
+    # coverage: distinct tracks of the top 15s over 15 x cases; answers 1 and 2 share track 3, 1 and 3 share 1, 2, 4
+    assert result.overall.coverage == pytest.approx(9 / (15 * 3))
+    assert first5.coverage == pytest.approx(8 / (15 * 2))
+    assert title_only.coverage == pytest.approx(4 / 15)
+
+
+def test_coverage_counts_distinct_tracks_of_each_top_15() -> None:
+    same = [np.arange(15), np.arange(15), np.arange(15)]
+    assert coverage(same) == pytest.approx(1 / 3)  # the notebook's collapse: one list for every playlist
+    assert coverage([np.arange(15), np.arange(15, 30)]) == 1.0
+    assert coverage([np.arange(100), np.arange(15, 100)]) == pytest.approx(30 / 30)  # only the top 15 count
+    assert coverage([np.arange(5)]) == pytest.approx(5 / 15)  # a short list still has 15 places
+    assert math.isnan(coverage([]))
 
 
 def test_evaluate_without_cases() -> None:

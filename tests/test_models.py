@@ -1,4 +1,4 @@
-"""The baselines through the shared model checks, item-kNN against popularity, and safe loading."""
+"""The model registry, shared scoring helpers, and safe loading of checkpoints."""
 
 from __future__ import annotations
 
@@ -10,76 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from recommender_checks import RecommenderBaseTestMixin
 from safetensors.numpy import save_file
 
 from songrec.checkpoint import CheckpointError, checkpoint_kind, load_checkpoint, save_checkpoint
 from songrec.corpus import Corpus
-from songrec.metrics import evaluate_model
-from songrec.models import MODEL_NAMES, load_model, make_model, model_class
-from songrec.models.base import Recommender, top_n
+from songrec.models import load_model, make_model, model_class, model_names
+from songrec.models.base import top_n
 from songrec.models.itemknn import ItemKNNRecommender
 from songrec.models.popularity import PopularityRecommender
-from songrec.models.title import TitleModel, normalize_name
-
-
-class TestPopularity(RecommenderBaseTestMixin):
-    def make_model(self) -> Recommender:
-        return make_model("popularity")
-
-    def test_country_and_christmas_get_different_lists(self, model: Recommender, demo_split) -> None:
-        """Popularity ignores the seeds: with the same tracks excluded, both get the very same list."""
-        country, christmas = self.country_and_christmas_top15(model, demo_split[1])
-        assert country == christmas
-
-    def test_top15_mostly_of_the_seed_genre(self, model: Recommender, fit_corpus: Corpus) -> None:
-        """Instead of a genre: the list is the most frequent training tracks, minus the seeds."""
-        seeds = fit_corpus.playlist_tracks(3)[:10]
-        ids, scores = model.recommend(seeds, None, 15)
-        counts = fit_corpus.track_counts
-        order = np.argsort(-counts, kind="stable")
-        assert ids.tolist() == [t for t in order.tolist() if t not in seeds][:15]
-        np.testing.assert_array_equal(scores, counts[ids].astype(np.float32))
-
-
-class TestItemKNN(RecommenderBaseTestMixin):
-    def make_model(self) -> Recommender:
-        return make_model("itemknn", neighbours=100)
-
-    def test_config_survives_saving(self, model: Recommender, tmp_path: Path) -> None:
-        model.save(tmp_path / "knn.safetensors")
-        loaded = load_model(tmp_path / "knn.safetensors")
-        assert loaded.config() == {"neighbours": 100, "alpha": model.alpha}
-        assert (loaded.similarity != model.similarity).nnz == 0
-
-    def test_neighbours_co_occur(self, model: ItemKNNRecommender, fit_corpus: Corpus) -> None:
-        matrix = fit_corpus.matrix()
-        cooc = (matrix.T @ matrix).tocsr()
-        sim = model.similarity
-        assert sim.shape == (fit_corpus.n_tracks, fit_corpus.n_tracks)
-        assert np.diff(sim.indptr).max() <= 100
-        for track in np.flatnonzero(fit_corpus.track_counts > 2)[:20]:
-            neighbours = sim.indices[sim.indptr[track] : sim.indptr[track + 1]]
-            assert track not in neighbours
-            assert (cooc[track, neighbours].toarray() > 0).all()
-
-
-def test_itemknn_beats_popularity_on_r_precision(demo_split: tuple[Corpus, Corpus], demo_cases: list) -> None:
-    train, test = demo_split
-    scores = {
-        name: evaluate_model(make_model(name).fit(train), demo_cases, test.track_artist).overall
-        for name in ("popularity", "itemknn")
-    }
-    assert scores["itemknn"].cases == scores["popularity"].cases == len(demo_cases)
-    assert scores["itemknn"].r_precision > scores["popularity"].r_precision + 0.1, scores
-    assert scores["itemknn"].ndcg > scores["popularity"].ndcg, scores
-
-
-# --- the registry and shared helpers ------------------------------------------------------------------
 
 
 def test_model_registry() -> None:
-    assert {"popularity", "itemknn"} <= set(MODEL_NAMES)
+    assert {"popularity", "itemknn"} <= set(model_names())
     assert model_class("popularity") is PopularityRecommender
     assert model_class("itemknn") is ItemKNNRecommender
     with pytest.raises(ValueError, match="unknown model 'nope'"):
@@ -94,22 +36,6 @@ def test_top_n_skips_excluded_and_non_finite() -> None:
     np.testing.assert_allclose(scores, [0.5, 0.1])
     assert top_n(candidates, values, 10, np.array([], dtype=np.int64))[0].tolist() == [7, 8, 5]
     assert len(top_n(np.array([], dtype=np.int64), np.array([]), 5, np.array([1]))[0]) == 0
-
-
-def test_title_model_matches_names_and_words(demo_split: tuple[Corpus, Corpus]) -> None:
-    train = demo_split[0]
-    title = TitleModel().fit(train)
-    assert normalize_name("  Country 🤠!! ") == "country"
-    assert title.score("zzqx never seen") is None
-    ids, values = title.score("COUNTRY 🤠")
-    assert len(ids) > 0 and (values > 0).all()
-    # the exact-name tracks score higher than tracks only sharing a word
-    country_rows = np.flatnonzero(train.playlists["name"].map(normalize_name) == "country")
-    in_country = np.unique(np.concatenate([train.playlist_tracks(r) for r in country_rows]))
-    assert np.isin(ids[np.argsort(-values)[:20]], in_country).all()
-
-
-# --- checkpoints: safetensors only, never a pickle -------------------------------------------------------
 
 
 class RunsCode:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from factories import playlist, slice_bytes, track
 
-from songrec.corpus import load_corpus
+from songrec.ingest import load_corpus
 from songrec.mpd import (
     MPDFormatError,
     Playlist,

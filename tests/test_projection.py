@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from songrec.config import TrainConfig
 from songrec.corpus import Corpus
 from songrec.genres import track_genres
 from songrec.models import make_model
@@ -74,7 +73,7 @@ def test_with_genres_without_labels(corpus: Corpus) -> None:
 
 
 def test_model_embeddings(corpus: Corpus) -> None:
-    neural = make_model("neural", config=TrainConfig(epochs=1, embedding_dim=8, hidden_dim=16, val_share=0.0))
+    neural = make_model("neural", **dict(epochs=1, embedding_dim=8, hidden_dim=16, val_share=0.0))
     neural.fit(corpus)
     ids, vectors = model_embeddings(neural, corpus)
     assert vectors.shape == (len(ids), 8) and ids.max() < corpus.n_tracks

@@ -8,60 +8,66 @@ matrix, too slow for a 20 ms answer; the rest come from the fallbacks (title, po
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, FitProgress, Recommender, Scores, frequent_tracks
+from songrec.models.base import (
+    FitCallback,
+    FitProgress,
+    Recommender,
+    Scores,
+    checked_ids,
+    checked_matrix,
+    frequent_tracks,
+)
+from songrec.settings import Settings, setting
+
+
+@dataclass(frozen=True)
+class ALSSettings(Settings):
+    owner = "als"
+    factors: int = setting(128, "latent factors per track", low=1, high=1024, step=8)
+    l2: float = setting(0.1, "L2 regularisation of the factors", low=0.0, high=1e6)
+    alpha: float = setting(20.0, "confidence weight of an observed (playlist, track) pair", low=0.0, high=1e6)
+    iterations: int = setting(15, "alternating least-squares sweeps", low=1, high=1000)
+    min_count: int = setting(2, "tracks in fewer playlists get no factors (the fallbacks cover them)", low=1,
+                             high=1_000_000)
+    max_items: int = setting(300_000, "at most this many of the most frequent tracks get factors", low=1,
+                             high=10_000_000, label="Max tracks")
+    seed: int = setting(0, "random start of the factors", low=0, high=2**31 - 1)
 
 
 class ALSRecommender(Recommender):
     name = "als"
+    settings_classes = (ALSSettings,)
+    settings: ALSSettings
 
-    def __init__(
-        self,
-        factors: int = 128,
-        l2: float = 0.1,
-        alpha: float = 20.0,
-        iterations: int = 15,
-        min_count: int = 2,
-        max_items: int = 300_000,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self.factors, self.l2, self.alpha, self.iterations = factors, l2, alpha, iterations
-        self.min_count, self.max_items, self.seed = min_count, max_items, seed
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self.item_ids = np.zeros(0, dtype=np.int64)
-        self.item_factors = np.zeros((0, factors), dtype=np.float32)
+        self.item_factors = np.zeros((0, self.settings.factors), dtype=np.float32)
         self._position = np.zeros(0, dtype=np.int64)
-        self._gram = np.zeros((factors, factors), dtype=np.float64)
-
-    def config(self) -> dict:
-        return {
-            "factors": self.factors,
-            "l2": self.l2,
-            "alpha": self.alpha,
-            "iterations": self.iterations,
-            "min_count": self.min_count,
-            "max_items": self.max_items,
-            "seed": self.seed,
-        }
+        self._gram = np.zeros((self.settings.factors, self.settings.factors), dtype=np.float64)
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        self.item_ids = frequent_tracks(corpus, self.min_count, self.max_items)
+        config = self.settings
+        self.item_ids = frequent_tracks(corpus, config.min_count, config.max_items)
         matrix = corpus.matrix()[:, self.item_ids].tocsr()
-        matrix.data *= self.alpha
+        matrix.data *= config.alpha
         progress = (
-            (lambda it, secs, loss: callback(FitProgress(it, self.iterations, "iterations"))) if callback else None
+            (lambda it, secs, loss: callback(FitProgress(it, config.iterations, "iterations"))) if callback else None
         )
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.l2,
-                iterations=self.iterations,
-                random_state=self.seed,
+                factors=config.factors,
+                regularization=config.l2,
+                iterations=config.iterations,
+                random_state=config.seed,
                 calculate_training_loss=False,
             )
             model.fit(matrix, show_progress=False, callback=progress)
@@ -80,8 +86,9 @@ class ALSRecommender(Recommender):
         if len(rows) == 0:
             return None
         seed_factors = self.item_factors[rows].astype(np.float64)
-        lhs = self._gram + self.alpha * seed_factors.T @ seed_factors + self.l2 * np.eye(self.factors)
-        rhs = (1.0 + self.alpha) * seed_factors.sum(axis=0)
+        config = self.settings
+        lhs = self._gram + config.alpha * seed_factors.T @ seed_factors + config.l2 * np.eye(config.factors)
+        rhs = (1.0 + config.alpha) * seed_factors.sum(axis=0)
         user = np.linalg.solve(lhs, rhs).astype(np.float32)
         return self.item_ids, self.item_factors @ user
 
@@ -89,5 +96,7 @@ class ALSRecommender(Recommender):
         return {"item_ids": self.item_ids, "item_factors": self.item_factors}
 
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
-        self.item_ids, self.item_factors = arrays["item_ids"].astype(np.int64), arrays["item_factors"]
+        self.item_ids = checked_ids(arrays["item_ids"], self.n_tracks, "item_ids")
+        shape = (len(self.item_ids), self.settings.factors)
+        self.item_factors = checked_matrix(arrays["item_factors"], shape, "item_factors").astype(np.float32)
         self._prepare(self.n_tracks)

@@ -8,7 +8,7 @@ evaluation, genre validation, CLI and app never branch on which model it is.
 
 from __future__ import annotations
 
-import os
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,10 +16,19 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from songrec.checkpoint import load_checkpoint, save_checkpoint
+from songrec.checkpoint import (
+    CheckpointError,
+    CheckpointSource,
+    CheckpointTarget,
+    checkpoint_name,
+    load_checkpoint,
+    save_checkpoint,
+)
 from songrec.corpus import Corpus
 from songrec.models.title import TitleModel
+from songrec.settings import SettingError, Settings, split_params
 
 Scores = tuple[np.ndarray, np.ndarray]
 """(candidate track ids, their scores): a model's opinion on some tracks, higher is better."""
@@ -39,6 +48,10 @@ class FitProgress:
     @property
     def label(self) -> str:
         return f"{self.done:,}/{self.total:,} {self.unit}"
+
+
+class NotFittedError(RuntimeError):
+    """A model asked to recommend or be saved before it was fitted or loaded."""
 
 
 FitCallback = Callable[[Any], bool | None]
@@ -61,6 +74,27 @@ def top_n(candidates: np.ndarray, values: np.ndarray, n: int, exclude: np.ndarra
     return ids[keep][:n].astype(np.int64), scores[keep][:n].astype(np.float32)
 
 
+def checked_ids(ids: np.ndarray, n_tracks: int, name: str) -> np.ndarray:
+    """Saved track ids as int64, after checking they are distinct ids of the model's tracks."""
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise CheckpointError(f"{name} must be a 1-D integer array")
+    ids = ids.astype(np.int64)
+    if len(ids) and (ids.min() < 0 or ids.max() >= n_tracks):
+        raise CheckpointError(f"{name}: track ids outside 0..{n_tracks - 1}")
+    if len(np.unique(ids)) != len(ids):
+        raise CheckpointError(f"{name}: a track appears twice")
+    return ids
+
+
+def checked_matrix(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """A saved float matrix, after checking its shape and that it holds no NaN or infinity."""
+    if tuple(values.shape) != shape or values.dtype.kind != "f":
+        raise CheckpointError(f"{name} has shape {tuple(values.shape)}, expected {shape}")
+    if not np.isfinite(values).all():
+        raise CheckpointError(f"{name} holds NaN or infinite values")
+    return values
+
+
 def frequent_tracks(corpus: Corpus, min_count: int = 1, limit: int = 0) -> np.ndarray:
     """Track ids in at least `min_count` entries, most frequent first, at most `limit` (0 = all)."""
     counts = corpus.track_counts
@@ -70,18 +104,27 @@ def frequent_tracks(corpus: Corpus, min_count: int = 1, limit: int = 0) -> np.nd
 
 
 class Recommender(ABC):
-    """fit(corpus) -> recommend(seeds, title, n, exclude) -> save/load, for every model."""
+    """fit(corpus) -> recommend(seeds, title, n, exclude) -> save/load, for every model.
+
+    A model's settings are keyword arguments (`make_model("als", factors=64)`), checked against the
+    typed classes in `settings_classes`; `config()`, which checkpoints store, derives from them.
+    """
 
     name: ClassVar[str]
+    settings_classes: ClassVar[tuple[type[Settings], ...]] = ()
+    """The typed settings this model takes as keyword arguments (one class for most models)."""
     uses_titles: ClassVar[bool] = False
     """True when `_score_batch` reads titles itself (then title-only playlists reach the model)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **params: Any) -> None:
+        self.settings_parts: tuple[Settings, ...] = tuple(split_params(self.settings_classes, params, self.name))
+        self.settings = self.settings_parts[0] if len(self.settings_parts) == 1 else None
         self._track_uris: list[str] = []
         self._uri_index: pd.Index | None = None
         self.popularity = np.zeros(0, dtype=np.float32)
         self.title_model = TitleModel()
         self._popular_order = np.zeros(0, dtype=np.int64)
+        self.fitted = False
 
     @property
     def track_uris(self) -> list[str]:
@@ -103,8 +146,8 @@ class Recommender(ABC):
         return len(self.popularity)
 
     def config(self) -> dict:
-        """The hyperparameters that rebuild this model (saved in checkpoints)."""
-        return {}
+        """The settings that rebuild this model (saved in checkpoints): every settings class's fields."""
+        return {key: value for part in self.settings_parts for key, value in part.as_dict().items()}
 
     def fit(self, corpus: Corpus, callback: FitCallback | None = None) -> Self:
         """Learn from the corpus playlists; the track ids of `recommend` are this corpus's ids."""
@@ -112,8 +155,17 @@ class Recommender(ABC):
         self.popularity = corpus.track_counts.astype(np.float32)
         self._set_popular_order()
         self.title_model = TitleModel().fit(corpus)
+        self._explained_by = weakref.ref(corpus)  # for explain(); weak: a model never keeps a dataset alive
         self._fit(corpus, callback)
+        self.fitted = True
+        if callback is not None:  # every model ends its progress at 100%, also one with nothing to report
+            callback(FitProgress(1, 1, "fitted"))
         return self
+
+    def require_fitted(self, action: str) -> None:
+        """A clear error instead of an empty answer or a traceback from an unfitted model."""
+        if not self.fitted:
+            raise NotFittedError(f"the {self.name} model is not fitted yet: call fit() or load() before {action}")
 
     def _set_popular_order(self) -> None:
         order = np.argsort(-self.popularity, kind="stable")
@@ -157,6 +209,7 @@ class Recommender(ABC):
         excludes: Sequence[Sequence[int] | np.ndarray | None] | None = None,
     ) -> list[Scores]:
         """`recommend` for many playlists at once (neural models score a whole batch together)."""
+        self.require_fitted("recommending")
         cleaned = [self._known(seeds) for seeds in seed_lists]
         extras = excludes or [None] * len(cleaned)
         excluded = [
@@ -211,26 +264,130 @@ class Recommender(ABC):
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         del arrays, strings
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model to a safetensors checkpoint (no pickle)."""
+    def save(self, target: CheckpointTarget) -> None:
+        """Write the model to a safetensors checkpoint (no pickle): a path or a binary file open for writing."""
+        self.require_fitted("saving")
         arrays, strings = self.title_model.state()
         arrays["popularity"] = self.popularity
         arrays.update({f"model.{k}": v for k, v in self._state().items()})
         strings.update({f"model.{k}": v for k, v in self._strings().items()})
         strings["track_uris"] = self.track_uris
-        save_checkpoint(path, self.name, self.config(), arrays, strings)
+        save_checkpoint(target, self.name, self.config(), arrays, strings)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Self:
-        """Read a checkpoint written by `save`; refuses files that are not songrec checkpoints."""
-        config, arrays, strings = load_checkpoint(path, cls.name)
-        model = cls(**config)
-        model.track_uris = strings.pop("track_uris")
-        model.popularity = arrays.pop("popularity")
-        model._set_popular_order()
-        model.title_model = TitleModel.from_state(arrays, strings)
-        model._load_state(
-            {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")},
-            {k.removeprefix("model."): v for k, v in strings.items() if k.startswith("model.")},
-        )
+    def load(cls, source: CheckpointSource) -> Self:
+        """Read a checkpoint written by `save` (a path, bytes or a binary file); refuses files that are
+        not songrec checkpoints."""
+        config, arrays, strings = load_checkpoint(source, cls.name)
+        return cls.from_checkpoint(checkpoint_name(source), config, arrays, strings)
+
+    @classmethod
+    def from_checkpoint(
+        cls, source: str, config: dict, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]
+    ) -> Self:
+        """The model a checkpoint's parts describe, every part checked before it is used: a forged or
+        damaged file gives a CheckpointError that names `source`, never a traceback or a silent model."""
+        try:
+            model = cls(**config)
+            uris = strings.pop("track_uris", None)
+            popularity = arrays.pop("popularity", None)
+            if uris is None or popularity is None:
+                raise CheckpointError("no track table")
+            if popularity.shape != (len(uris),) or not np.isfinite(popularity).all():
+                raise CheckpointError(f"popularity has shape {popularity.shape} for {len(uris)} tracks")
+            model.track_uris = uris
+            model.popularity = popularity.astype(np.float32)
+            model._set_popular_order()
+            model.title_model = TitleModel.from_state(arrays, strings, len(uris))
+            model._load_state(
+                {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")},
+                {k.removeprefix("model."): v for k, v in strings.items() if k.startswith("model.")},
+            )
+            model.fitted = True
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source}: {str(exc).removeprefix(source + ': ')}") from None
+        except (SettingError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(f"{source}: damaged {cls.name} checkpoint ({type(exc).__name__}: {exc})") from None
         return model
+
+    # --- why this song ------------------------------------------------------------------------------------------
+
+    def explain(
+        self, seeds: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray, corpus: Corpus | None = None
+    ) -> list[str]:
+        """One reason per recommended track: the seeds it shares most playlists with, for example
+        'with “Mistletoe Heart” in 12 playlists, “Snow Angel” in 9'. A model may refine it.
+
+        Counts come from `corpus` (in this model's track ids). Without one, from the corpus the
+        model was fitted on while that is still in memory (the model holds it by a weak reference,
+        so it never keeps a dataset alive and a checkpoint stores nothing for it); after a
+        checkpoint load, pass the corpus.
+        """
+        return co_occurrence_reasons(self._explain_corpus(corpus), seeds, track_ids)
+
+    def _explain_corpus(self, corpus: Corpus | None) -> Corpus:
+        if corpus is not None:
+            return corpus
+        fitted = getattr(self, "_explained_by", None)
+        found = fitted() if fitted is not None else None
+        if found is None:
+            raise ValueError(
+                f"the {self.name} model has no corpus to explain from (loaded from a checkpoint, or its training "
+                "corpus is gone): pass corpus="
+            )
+        return found
+
+
+def co_occurrences(corpus: Corpus, seeds: np.ndarray, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tracks x seeds playlists holding both, playlists holding each track), from one pass over the
+    corpus entries: only the entries of these tracks become (tiny) sparse matrices, so nothing of the
+    size of the corpus is built or kept."""
+    seeds = np.asarray(seeds, dtype=np.int64)
+    track_ids = np.asarray(track_ids, dtype=np.int64)
+
+    positions = np.flatnonzero(np.isin(corpus.indices, np.concatenate([seeds, track_ids])))
+    values = corpus.indices[positions]
+    rows = np.searchsorted(corpus.indptr, positions, side="right") - 1
+
+    def membership(ids: np.ndarray) -> sp.csr_matrix:
+        """playlists x len(ids), 1 where the playlist holds the track (repeats count once)."""
+        mine = np.isin(values, ids)
+        order = np.argsort(ids, kind="stable")
+        columns = order[np.searchsorted(ids, values[mine], sorter=order)]
+        ones = np.ones(len(columns), dtype=np.float32)
+        matrix = sp.csr_matrix((ones, (rows[mine], columns)), shape=(corpus.n_playlists, len(ids)))
+        matrix.data[:] = 1.0  # the constructor summed a track repeated in a playlist
+        return matrix
+
+    tracks = membership(track_ids)
+    together = (tracks.T @ membership(seeds)).toarray() if len(seeds) else np.zeros((len(track_ids), 0))
+    return together.astype(np.int64), np.asarray(tracks.sum(axis=0)).ravel().astype(np.int64)
+
+
+def _quoted(corpus: Corpus, track_id: int) -> str:
+    return f"“{corpus.tracks['name'].iat[int(track_id)]}”"
+
+
+def co_occurrence_reasons(
+    corpus: Corpus, seeds: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray, most: int = 2
+) -> list[str]:
+    """The model-agnostic reason for each track: the `most` seeds it shares most playlists with."""
+    seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
+    seeds = pd.unique(seeds[(seeds >= 0) & (seeds < corpus.n_tracks)])
+    track_ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+    together, alone = co_occurrences(corpus, seeds, track_ids)
+    reasons = []
+    for row in range(len(track_ids)):
+        playlists = f"{alone[row]:,} playlist{'s' if alone[row] != 1 else ''}"
+        if not len(seeds):
+            reasons.append(f"no seed tracks: in {playlists}")
+            continue
+        best = np.argsort(-together[row], kind="stable")[:most]
+        best = best[together[row, best] > 0]
+        if not len(best):
+            reasons.append(f"in {playlists}, none with a seed")
+            continue
+        parts = [f"{_quoted(corpus, seeds[k])} in {together[row, k]:,}" for k in best]
+        noun = "playlist" if together[row, best[0]] == 1 else "playlists"
+        reasons.append(f"with {parts[0]} {noun}" + "".join(f", {p}" for p in parts[1:]))
+    return reasons

@@ -11,10 +11,9 @@ cases) on what the members propose for the held-out ones. The evaluated cases ar
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -172,17 +171,14 @@ class HybridRecommender(Recommender):
     name = "hybrid"
     uses_titles = True
     settings_classes: ClassVar[tuple[type[Settings], ...]] = (HybridSettings,)
+    settings: HybridSettings
 
     def __init__(self, **params: Any) -> None:
-        super().__init__()
-        self.settings = HybridSettings.build(params)
+        super().__init__(**params)
         self.members: dict[str, Recommender] = {}
         self.stats: CorpusStats | None = None
         self.ranker = None
         self.report = FitReport()
-
-    def config(self) -> dict:
-        return self.settings.as_dict()
 
     @property
     def depths(self) -> dict[str, int]:
@@ -347,8 +343,6 @@ class HybridRecommender(Recommender):
     def _score_batch(
         self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None], limit: int | None = None
     ) -> list[Scores | None]:
-        if self.stats is None:
-            raise RuntimeError("the hybrid model is not fitted yet: call fit() or load()")
         results: list[Scores | None] = []
         for start in range(0, len(seed_lists), BATCH):
             seeds, names = seed_lists[start : start + BATCH], titles[start : start + BATCH]
@@ -382,8 +376,7 @@ class HybridRecommender(Recommender):
     def candidate_recall(self, cases: Sequence[Case]) -> dict[str, Any]:
         """Share of each case's withheld tracks among its candidates (mean over cases, and per category):
         what stage 2 can reach at most."""
-        if self.stats is None:
-            raise RuntimeError("the hybrid model is not fitted yet: call fit() or load()")
+        self.require_fitted("measuring candidate recall")
         recalls = []
         for start in range(0, len(cases), BATCH):
             batch = cases[start : start + BATCH]
@@ -400,8 +393,7 @@ class HybridRecommender(Recommender):
         self, seeds: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray, title: str | None = None
     ) -> list[list[str]]:
         """For each track, the sources (members, title, popularity) that put it in their top K for this playlist."""
-        if self.stats is None:
-            raise RuntimeError("the hybrid model is not fitted yet: call fit() or load()")
+        self.require_fitted("naming proposers")
         found = self._candidates([self._known(seeds)], [title], self.stats, self.title_model, self._popular_order)
         position = pd.Index(found.track)
         rows = position.get_indexer(np.asarray(track_ids, dtype=np.int64))
@@ -411,13 +403,24 @@ class HybridRecommender(Recommender):
         ]
 
     def explain(
-        self, seeds: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray, title: str | None = None
+        self,
+        seeds: Sequence[int] | np.ndarray,
+        track_ids: Sequence[int] | np.ndarray,
+        corpus: Corpus | None = None,
+        title: str | None = None,
     ) -> list[str]:
-        """One reason per track: "proposed by als, itemknn", or "filled in" for tracks no source proposed."""
-        return [
-            f"proposed by {', '.join(names)}" if names else "filled in (title model or popularity)"
-            for names in self.proposers(seeds, track_ids, title)
-        ]
+        """One reason per track: the sources that proposed it ("proposed by als, itemknn"), then the
+        seeds it shares most playlists with when a corpus is at hand (see `Recommender.explain`)."""
+        proposers = self.proposers(seeds, track_ids, title)
+        try:
+            shared = super().explain(seeds, track_ids, corpus)
+        except ValueError:  # loaded from a checkpoint and no corpus given: the proposers alone
+            shared = [""] * len(proposers)
+        reasons = []
+        for names, detail in zip(proposers, shared, strict=True):
+            head = f"proposed by {', '.join(names)}" if names else "a fill-in (no member proposed it)"
+            reasons.append(f"{head}; {detail}" if detail else head)
+        return reasons
 
     def feature_importances(self) -> pd.DataFrame:
         """The ranker's total gain per feature, largest first (empty without a ranker)."""
@@ -430,8 +433,6 @@ class HybridRecommender(Recommender):
     # --- checkpoint -----------------------------------------------------------------------------------------
 
     def _state(self) -> dict[str, np.ndarray]:
-        if self.stats is None:
-            raise RuntimeError("the hybrid model is not fitted yet: nothing to save")
         arrays = {f"stats.{k}": v for k, v in self.stats.state().items()}
         for name, member in self.members.items():
             arrays.update({f"member.{name}.{k}": v for k, v in member._state().items()})
@@ -452,15 +453,13 @@ class HybridRecommender(Recommender):
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         from songrec.models import make_model
 
-        try:
-            names, configs = strings["members"], strings["member_configs"]
-            self.stats = CorpusStats.from_state({k.removeprefix("stats."): v for k, v in arrays.items()
-                                                 if k.startswith("stats.")})
-        except KeyError as exc:
-            raise _BadCheckpoint(f"hybrid checkpoint without {exc.args[0]}") from None
+        names, configs = strings["members"], strings["member_configs"]
         unknown = [n for n in names if n not in MODEL_MEMBERS]
-        if unknown or len(configs) != len(names):
-            raise _BadCheckpoint(f"hybrid checkpoint names unknown members {unknown or names}")
+        if unknown or len(configs) != len(names) or len(set(names)) != len(names):
+            raise CheckpointError(f"hybrid checkpoint: members {names} are not distinct models of {MODEL_MEMBERS}")
+        self.stats = CorpusStats.from_state(
+            {k.removeprefix("stats."): v for k, v in arrays.items() if k.startswith("stats.")}, self.n_tracks
+        )
         self.members = {}
         for name, config in zip(names, configs, strict=True):
             member = make_model(name, **json.loads(config))
@@ -470,21 +469,11 @@ class HybridRecommender(Recommender):
                 {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)},
                 {k.removeprefix(prefix): v for k, v in strings.items() if k.startswith(prefix)},
             )
+            member.fitted = True
             self.members[name] = member
-        if strings.get("features") != self.features:
-            raise _BadCheckpoint(f"hybrid checkpoint's features {strings.get('features')} are not {self.features}")
+        if strings["features"] != self.features:
+            raise CheckpointError(f"hybrid checkpoint's features {strings['features']} are not {self.features}")
         self.ranker = _read_ranker(strings["ranker"], self.features) if "ranker" in strings else None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Self:
-        try:
-            return super().load(path)
-        except _BadCheckpoint as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
-
-
-class _BadCheckpoint(ValueError):
-    """A hybrid checkpoint whose parts do not fit together (re-raised as CheckpointError naming the file)."""
 
 
 def _read_ranker(text: list[str], features: list[str]):
@@ -492,13 +481,13 @@ def _read_ranker(text: list[str], features: list[str]):
     import lightgbm
 
     if len(text) != 1 or not text[0].startswith("tree\n"):
-        raise _BadCheckpoint("hybrid checkpoint's ranker is not a LightGBM model string")
+        raise CheckpointError("hybrid checkpoint's ranker is not a LightGBM model string")
     try:
         booster = lightgbm.Booster(model_str=text[0])
     except lightgbm.basic.LightGBMError as exc:
-        raise _BadCheckpoint(f"hybrid checkpoint's ranker is not a readable LightGBM model ({exc})") from None
+        raise CheckpointError(f"hybrid checkpoint's ranker is not a readable LightGBM model ({exc})") from None
     if booster.feature_name() != features:
-        raise _BadCheckpoint(f"hybrid checkpoint's ranker reads features {booster.feature_name()}, not {features}")
+        raise CheckpointError(f"hybrid checkpoint's ranker reads features {booster.feature_name()}, not {features}")
     return booster
 
 

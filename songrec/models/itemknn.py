@@ -5,13 +5,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from songrec.checkpoint import CheckpointError
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, FitProgress, Recommender, Scores
-from songrec.models.title import _keep_top
+from songrec.models.base import FitCallback, FitProgress, Recommender, Scores, co_occurrence_reasons
+from songrec.settings import Settings, setting
+from songrec.sparse import checked_csr, keep_top
 
 
 def cosine_neighbours(
@@ -100,7 +103,7 @@ class _Job:
         if self.scale is not None:
             cooc.data = cooc.data * self.scale[start + rows]
         cooc.data = cooc.data * self.left[start + rows] * self.right[cooc.indices]
-        return _keep_top(cooc, self.neighbours)
+        return keep_top(cooc, self.neighbours)
 
 
 _JOB: _Job | None = None
@@ -180,64 +183,58 @@ def _sample_rows(
     return sampled, factor
 
 
-_SCALE_DEFAULTS = {"min_count": 1, "max_products": 10_000_000_000, "max_entries": 250_000_000, "seed": 0}
+@dataclass(frozen=True)
+class ItemKNNSettings(Settings):
+    """min_count, max_products and max_entries only act on large corpora (see cosine_neighbours).
+
+    The full MPD size (1M playlists, 2.26M tracks) needs about 7.4e9 multiply-adds, under the
+    default budget, so its co-occurrences are exact (about 6 minutes on 2 cores); a larger corpus,
+    or a smaller budget for a quicker fit, estimates them from a sample of each track's playlists
+    (at 27% of the work: 3x faster, but R-precision drops, see benchmarks/RESULTS.md). Each track
+    keeps at most max_entries / n_tracks neighbours, so the matrix stays near 2 GB.
+    """
+
+    owner = "itemknn"
+    neighbours: int = setting(500, "most similar tracks kept per track", low=1, high=100_000)
+    alpha: float = setting(0.9, "similarity = co-occurrence / (count_i^alpha * count_j^(1-alpha))", low=0.0,
+                           high=1.0, step=0.05)
+    min_count: int = setting(1, "tracks in fewer playlists get no neighbours", low=1, high=1_000_000)
+    max_products: int = setting(10_000_000_000, "multiply-add budget; above it co-occurrences are sampled "
+                                "(0: no budget)", low=0, high=10**15)
+    max_entries: int = setting(250_000_000, "neighbours kept in all, to cap memory (0: no cap)", low=0,
+                                high=10**12)
+    seed: int = setting(0, "seeds the sampling of a budgeted fit", low=0, high=2**31 - 1)
+    workers: int = setting(0, "processes computing blocks (0: 2 for fits of 2e8 multiply-adds or more, from the "
+                           "main thread; else 1)", low=0, high=64)
 
 
 class ItemKNNRecommender(Recommender):
     """Score = summed similarity of a track to the seeds over each seed's top-k neighbours."""
 
     name = "itemknn"
+    settings_classes = (ItemKNNSettings,)
+    settings: ItemKNNSettings
 
-    def __init__(
-        self,
-        neighbours: int = 500,
-        alpha: float = 0.9,
-        min_count: int = 1,
-        max_products: int = 10_000_000_000,
-        max_entries: int = 250_000_000,
-        seed: int = 0,
-        workers: int | None = None,
-    ) -> None:
-        """min_count, max_products and max_entries only act on large corpora (see cosine_neighbours).
-        The full MPD size (1M playlists, 2.26M tracks) needs about 7.4e9 multiply-adds, under the
-        default budget, so its co-occurrences are exact (about 6 minutes on 2 cores); a larger corpus,
-        or a smaller budget for a quicker fit, estimates them from a sample of each track's playlists
-        (at 27% of the work: 3x faster, but R-precision drops, see benchmarks/RESULTS.md). Each track
-        keeps at most max_entries / n_tracks neighbours, so the matrix stays near 2 GB. workers:
-        processes computing blocks (default 2 for fits of 2e8 multiply-adds or more, from the main
-        thread)."""
-        super().__init__()
-        self.neighbours = neighbours
-        self.alpha = alpha
-        self.min_count = min_count
-        self.max_products = max_products
-        self.max_entries = max_entries
-        self.seed = seed
-        self.workers = workers
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
 
-    def config(self) -> dict:
-        """neighbours and alpha, plus any scale setting that is not its default."""
-        config = {"neighbours": self.neighbours, "alpha": self.alpha}
-        for name, default in _SCALE_DEFAULTS.items():
-            if getattr(self, name) != default:
-                config[name] = getattr(self, name)
-        return config
-
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
+        config = self.settings
         matrix = corpus.matrix()
         counts = corpus.track_counts
-        rows = max(1, int((counts >= max(self.min_count, 1)).sum()))
-        neighbours = max(1, min(self.neighbours, self.max_entries // rows)) if self.max_entries else self.neighbours
-        workers = self.workers
-        if workers is None:
+        rows = max(1, int((counts >= max(config.min_count, 1)).sum()))
+        neighbours = max(1, min(config.neighbours, config.max_entries // rows)) if config.max_entries else \
+            config.neighbours
+        workers = config.workers
+        if not workers:
             lengths = np.diff(matrix.indptr).astype(np.float64)
             work = float(lengths @ lengths)  # multiply-adds of the exact co-occurrence product
             main = threading.current_thread() is threading.main_thread()
-            workers = min(2, os.cpu_count() or 1) if main and min(work, self.max_products or work) >= 2e8 else 1
+            workers = min(2, os.cpu_count() or 1) if main and min(work, config.max_products or work) >= 2e8 else 1
         self.similarity = cosine_neighbours(
-            matrix, neighbours, alpha=self.alpha, callback=callback, min_count=self.min_count,
-            max_products=self.max_products, workers=workers, seed=self.seed,
+            matrix, neighbours, alpha=config.alpha, callback=callback, min_count=config.min_count,
+            max_products=config.max_products, workers=workers, seed=config.seed,
         ).astype(np.float32, copy=False)
 
     def _score(self, seeds: np.ndarray) -> Scores | None:
@@ -258,5 +255,30 @@ class ItemKNNRecommender(Recommender):
         }
 
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
-        self.similarity = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
-                                        shape=tuple(arrays["shape"]))
+        shape = arrays["shape"]
+        if np.size(shape) != 2 or shape[0] != self.n_tracks or shape[1] != self.n_tracks:
+            raise CheckpointError(f"damaged itemknn checkpoint: similarity shape {shape.tolist()} for "
+                                  f"{self.n_tracks} tracks")
+        self.similarity = checked_csr(arrays["data"], arrays["indices"], arrays["indptr"], shape, "similarity")
+
+    def explain(self, seeds, track_ids, corpus: Corpus | None = None) -> list[str]:
+        """The seeds whose neighbour lists hold the track, most similar first ('like “X” (0.42)');
+        tracks no seed names as a neighbour (fill-ins) get the shared co-occurrence reason."""
+        source = self._explain_corpus(corpus)
+        seeds = np.unique(self._known(seeds))
+        track_ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+        known = (track_ids >= 0) & (track_ids < self.n_tracks)
+        similar = np.zeros((len(seeds), len(track_ids)), dtype=np.float32)
+        if len(seeds) and known.any():
+            similar[:, known] = self.similarity[seeds][:, track_ids[known]].toarray()
+        fallback = co_occurrence_reasons(source, seeds, track_ids)
+        reasons = []
+        for column, default in enumerate(fallback):
+            best = np.argsort(-similar[:, column], kind="stable")[:2]
+            best = best[similar[best, column] > 0]
+            if not len(best):
+                reasons.append(default)
+                continue
+            parts = [f"“{source.tracks['name'].iat[int(seeds[k])]}” ({similar[k, column]:.2f})" for k in best]
+            reasons.append("like " + ", ".join(parts))
+        return reasons

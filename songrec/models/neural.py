@@ -1,201 +1,86 @@
-"""The notebook's architecture, made to work: pooled track embeddings -> two residual MLPs -> scores.
+"""The headline model: the notebook's network (`songrec.models.network`) as a Recommender.
 
-out1 = mlp_mean(mean) + std + mean; out2 = mlp_var(out1) + out1; scores = out2 . E_track + b_track
-(tied head, default) or a Linear head (untied, as the notebook had).
+This module owns what the network does not know: the vocabulary (which corpus tracks it scores),
+title words, the validation split, checkpoints, and turning logits into recommendations.
+`songrec.training` trains the network; neither module imports the other's caller.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
-from torch import nn
 
-from songrec.config import TrainConfig
+from songrec.checkpoint import CheckpointError
+from songrec.config import NetworkSettings, TrainSettings
 from songrec.corpus import Corpus
+from songrec.metrics import evaluate_model
 from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
+from songrec.models.network import (
+    PlaylistEnsemble,
+    PlaylistModel,
+    build_network,
+    pad_rows,
+    parameter_shapes,
+    pick_device,
+)
 from songrec.models.title import normalize_name
+from songrec.protocol import make_cases
+from songrec.training import TrainingPlaylists, TrainResult, init_distributed, train, training_playlists
 
-PAD = 0
+VALIDATION_CASES = 400
+"""Challenge cases scored after each epoch: enough for a stable R-precision, few enough to take seconds."""
 
-
-def pad_rows(rows: list[np.ndarray]) -> np.ndarray:
-    """Rows of ids as one int64 matrix, padded with PAD (at least one column)."""
-    out = np.zeros((len(rows), max([1] + [len(r) for r in rows])), dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
-
-
-class MLP(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def _masked_mean(vectors: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Mean over the non-padding positions (0 for a row of padding only)."""
-    mask = (ids != PAD).unsqueeze(-1).to(vectors.dtype)
-    return (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-
-
-class PlaylistModel(nn.Module):
-    """Index 0 is padding; items are 1..n_items (the model vocabulary), title words 1..n_words.
-
-    With n_words > 0 the mean of the title's word embeddings is added to the mean of the track
-    embeddings before the MLPs, so a title alone, or a title with one seed, says something too;
-    with n_words = 0 it is exactly the notebook's architecture.
-    """
-
-    def __init__(
-        self, n_items: int, dim: int, hidden: int, dropout: float = 0.0, tied: bool = True, n_words: int = 0
-    ) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(n_items + 1, dim, padding_idx=PAD)
-        nn.init.normal_(self.embedding.weight, std=dim**-0.5)
-        with torch.no_grad():
-            self.embedding.weight[PAD].zero_()
-        self.words = nn.Embedding(n_words + 1, dim, padding_idx=PAD) if n_words else None
-        if self.words is not None:
-            nn.init.normal_(self.words.weight, std=dim**-0.5)
-            with torch.no_grad():
-                self.words.weight[PAD].zero_()
-        self.dropout = nn.Dropout(dropout)
-        self.mlp_mean = MLP(dim, hidden)
-        self.mlp_var = MLP(dim, hidden)
-        self.head = None if tied else nn.Linear(dim, n_items + 1)
-        self.bias = nn.Parameter(torch.zeros(n_items + 1))
-
-    def encode(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean and std of the real (non-padding) seed embeddings through the two residual MLPs."""
-        mask = (seeds != PAD).unsqueeze(-1).to(self.embedding.weight.dtype)
-        vectors = self.dropout(self.embedding(seeds)) * mask
-        count = mask.sum(dim=1).clamp(min=1.0)
-        mean = vectors.sum(dim=1) / count
-        variance = (((vectors - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / count
-        std = torch.sqrt(variance + 1e-8) - 1e-4
-        if self.words is not None and words is not None:
-            mean = mean + _masked_mean(self.words(words), words)
-        out1 = self.mlp_mean(mean) + std + mean
-        return self.mlp_var(out1) + out1
-
-    def forward(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits over every item (padding and the seeds themselves set to -inf)."""
-        hidden = self.encode(seeds, words)
-        weight = self.embedding.weight if self.head is None else self.head.weight
-        bias = self.bias if self.head is None else self.bias + self.head.bias
-        # addmm and in-place masking: one pass over the (batch, items) logits each, not three
-        logits = torch.addmm(bias, hidden, weight.T).scatter_(1, seeds, float("-inf"))
-        logits[:, PAD] = float("-inf")  # also in rows without padding, which the scatter misses
-        return logits
-
-    def scores(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
-        """What recommendations rank by: the logits (seeds and padding at -inf)."""
-        return self(seeds, words)
-
-
-class PlaylistEnsemble(nn.Module):
-    """PlaylistModels from different random starts, each trained on minibatches of its own.
-
-    forward gives every member's logits, stacked (members, batch, items): training sums the
-    members' losses, scoring averages their log-probabilities. Each member draws its own playlist
-    order and seed/target splits, so members differ by more than their starting weights. Averaging
-    networks lifted held-out R-precision more than any single-network setting tried.
-    """
-
-    def __init__(self, members: list[PlaylistModel]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    @property
-    def embedding(self) -> nn.Embedding:
-        """The first member's track embeddings (what the t-SNE page maps)."""
-        return self.members[0].embedding
-
-    def forward(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
-        """Stacked member logits; 3-D seeds (and words) give each member its own batch (training)."""
-        n = len(self.members)
-        if seeds.dim() == 2:  # one batch for every member
-            seeds = seeds.expand(n, *seeds.shape)
-            words = None if words is None else words.expand(n, *words.shape)
-        per_member_words = [None] * n if words is None else words
-        return torch.stack([member(s, w) for member, s, w in zip(self.members, seeds, per_member_words, strict=True)])
-
-    def scores(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
-        """What recommendations rank by: the members' mean log-probabilities, summed one member at
-        a time (no stacked copy of every member's logits)."""
-        total = torch.log_softmax(self.members[0](seeds, words), dim=1)
-        for member in self.members[1:]:
-            total += torch.log_softmax(member(seeds, words), dim=1)
-        return total / len(self.members)
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, else CPU; an explicit choice that is not available is an error."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' asked for, but Apple MPS is not available")
-    return device
-
-
-def available_devices() -> list[str]:
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices.insert(0, "cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.insert(0, "mps")
-    return devices
+SCORED_SEEDS_PER_TRAINED_SEED = 5
+"""At recommendation time the network pools at most 5 x max_seeds of the latest seeds: a mean and a
+std over 500 tracks are as stable as over more, and longer inputs only cost time (a 250-track MPD
+playlist is well inside)."""
 
 
 class NeuralRecommender(Recommender):
-    """The headline model behind the shared Recommender interface."""
+    """Pooled seed embeddings -> two residual MLPs -> a softmax over the vocabulary (see network.py)."""
 
     name = "neural"
+    settings_classes = (NetworkSettings, TrainSettings)
     uses_titles = True
 
-    def __init__(self, config: TrainConfig | None = None, **overrides) -> None:
-        super().__init__()
-        base = config or TrainConfig()
-        self.train_config = TrainConfig(**{**base.__dict__, **overrides})
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.network_settings, self.train_settings = self.settings_parts
         self.network: PlaylistModel | PlaylistEnsemble | None = None
         self.vocab_ids = np.zeros(0, dtype=np.int64)
         self.to_item = np.zeros(0, dtype=np.int64)
         self.words: list[str] = []
         self._word_index: dict[str, int] = {}
-        self.device = (
-            pick_device(self.train_config.device) if self.train_config.device != "auto" else torch.device("cpu")
-        )
+        device = self.train_settings.device
+        self.device = pick_device(device) if device != "auto" else torch.device("cpu")
         self.history: list[dict] = []
         self.best_val_metric = float("nan")
         self.best_epoch = 0
         self.epochs_trained = 0
+        self.diverged = ""
+        """Why the last training stopped on a non-finite loss ("" when it did not)."""
 
     def config(self) -> dict:
-        return dict(self.train_config.__dict__)
+        """The architecture and vocabulary settings: what rebuilds the network from a checkpoint."""
+        return self.network_settings.as_dict()
 
     def build_vocabulary(self, corpus: Corpus) -> None:
         """Items are the tracks in at least min_track_count playlists, the most frequent max_vocab of them."""
-        self.vocab_ids = frequent_tracks(corpus, self.train_config.min_track_count, self.train_config.max_vocab)
+        settings = self.network_settings
+        self.vocab_ids = frequent_tracks(corpus, settings.min_track_count, settings.max_vocab)
         self._index_vocabulary(corpus.n_tracks)
 
     def build_words(self, corpus: Corpus) -> None:
         """Title words in at least min_title_count training playlists (none when titles are off)."""
         self.words = []
-        if self.train_config.min_title_count > 0:
+        min_count = self.network_settings.min_title_count
+        if min_count > 0:
             counts = (
                 corpus.playlists["name"].map(lambda n: sorted(set(normalize_name(n).split()))).explode().value_counts()
             )
-            self.words = sorted(str(w) for w, c in counts.items() if c >= self.train_config.min_title_count)
+            self.words = sorted(str(w) for w, c in counts.items() if c >= min_count)
         self._word_index = {w: i + 1 for i, w in enumerate(self.words)}
 
     def title_words(self, title: str | None) -> np.ndarray:
@@ -210,29 +95,79 @@ class NeuralRecommender(Recommender):
         self.to_item[self.vocab_ids] = np.arange(1, len(self.vocab_ids) + 1)
 
     def new_network(self) -> PlaylistModel | PlaylistEnsemble:
-        c = self.train_config
-        if c.members < 1:
-            raise ValueError(f"members must be 1 or more, not {c.members}")
+        s = self.network_settings
+        return build_network(
+            len(self.vocab_ids), len(self.words), embedding_dim=s.embedding_dim, hidden_dim=s.hidden_dim,
+            dropout=s.dropout, tied=s.tied, members=s.members,
+        )
 
-        def one() -> PlaylistModel:
-            return PlaylistModel(len(self.vocab_ids), c.embedding_dim, c.hidden_dim, c.dropout, c.tied, len(self.words))
-
-        return one() if c.members == 1 else PlaylistEnsemble([one() for _ in range(c.members)])
+    def training_playlists(self, corpus: Corpus) -> TrainingPlaylists:
+        """The corpus playlists as the network's items and title words (see training.training_playlists)."""
+        names = corpus.playlists["name"].to_numpy()
+        titles = (lambda rows: [self.title_words(names[row]) for row in rows]) if self.words else None
+        return training_playlists(corpus.indptr, corpus.indices, self.to_item, titles)
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
-        from songrec.training import train
+        settings = self.train_settings
+        self.device = pick_device(settings.device)
+        group = init_distributed(self.device)
+        if group.active and self.device.type == "cuda":
+            local_rank = int(os.environ.get("LOCAL_RANK", group.rank))
+            self.device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        self.build_vocabulary(corpus)
+        if len(self.vocab_ids) < 2:
+            raise ValueError("too few tracks to train on: lower min_track_count or load more playlists")
+        rng = np.random.default_rng(settings.seed)
+        n_val = min(int(round(corpus.n_playlists * settings.val_share)), 2 * VALIDATION_CASES)
+        order = rng.permutation(corpus.n_playlists)
+        train_part = corpus.subset(np.sort(order[n_val:])) if n_val else corpus
+        cases = (
+            make_cases(corpus.subset(np.sort(order[:n_val])), seed=settings.seed, max_cases=VALIDATION_CASES)
+            if n_val
+            else []
+        )
+        self.build_words(train_part)
+        playlists = self.training_playlists(train_part)
+        if not len(playlists):
+            raise ValueError("no training playlist has two or more tracks in the vocabulary")
+        torch.manual_seed(settings.seed)
+        self.network = self.new_network().to(self.device)
+        validate = (lambda: evaluate_model(self, cases, corpus.track_artist).overall.r_precision) if cases else None
+        self.history, self.epochs_trained, self.best_epoch, self.diverged = [], 0, 0, ""
+        result = TrainResult()
+        self.fitted = True  # the network recommends from its first step (validation after each epoch)
+        try:
+            train(
+                self.network, playlists, settings, max_seeds=self.network_settings.max_seeds, device=self.device,
+                validate=validate, callback=self._recording(callback), group=group, result=result,
+            )
+        finally:  # also after an interrupt: the best epoch's weights were restored and can be used
+            self.fitted = result.best_epoch > 0
+            self.history, self.best_epoch = result.history, result.best_epoch
+            self.epochs_trained, self.best_val_metric, self.diverged = (
+                result.epochs_trained, result.best_score, result.diverged
+            )
 
-        train(self, corpus, callback)
+    def _recording(self, callback: FitCallback | None) -> FitCallback:
+        """The callback, after keeping each epoch in `history` (the app draws it while training runs)."""
+
+        def record(progress) -> bool | None:
+            if progress.epoch_end:
+                self.epochs_trained = progress.epoch
+                self.history = [*self.history, {"epoch": progress.epoch, "loss": progress.loss,
+                                                "val_metric": progress.val_metric}]
+            return callback(progress) if callback is not None else None
+
+        return record
 
     def _score(self, seeds: np.ndarray) -> Scores | None:
         return self._score_batch([seeds], [None])[0]
 
     @torch.no_grad()
     def _score_batch(self, seed_lists, titles, limit: int | None = None) -> list[Scores | None]:
-        if self.network is None:
-            raise RuntimeError("the neural model is not trained yet: call fit() or load()")
+        most = self.network_settings.max_seeds * SCORED_SEEDS_PER_TRAINED_SEED
         items = [self.to_item[s] for s in seed_lists]
-        items = [i[i > 0][-self.train_config.max_seeds * 5 :] for i in items]
+        items = [i[i > 0][-most:] for i in items]
         words = [self.title_words(t) for t in titles]
         rows = [k for k in range(len(items)) if len(items[k]) or len(words[k])]
         results: list[Scores | None] = [None] * len(seed_lists)
@@ -244,6 +179,8 @@ class NeuralRecommender(Recommender):
         self.network.eval()
         logits = self.network.scores(seeds, title_words)[:, 1:]
         self.network.train(was_training)
+        # a non-finite score is no opinion: it must never rank first (base.top_n also drops it)
+        logits = torch.nan_to_num(logits, nan=float("-inf"), posinf=float("-inf"))
         if limit is not None and limit < logits.shape[1]:
             # only the best `limit` leave the device: a top-k there beats handing 300k scores to numpy
             logits, positions = torch.topk(logits, limit, dim=1)
@@ -257,8 +194,7 @@ class NeuralRecommender(Recommender):
 
     def track_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """(track ids, their learned embeddings) for every track the network scores."""
-        if self.network is None:
-            raise RuntimeError("the neural model is not trained yet")
+        self.require_fitted("mapping its embeddings")
         weights = self.network.embedding.weight.detach()[1:].float().cpu().numpy()
         return self.vocab_ids.copy(), weights
 
@@ -274,21 +210,49 @@ class NeuralRecommender(Recommender):
         return {"words": self.words}
 
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
-        self.vocab_ids = arrays["vocab_ids"].astype(np.int64)
+        """Rebuild the network from a checkpoint, checking every array against the settings first."""
+        for key in ("vocab_ids", "history.loss", "history.val", "best"):
+            if key not in arrays:
+                raise CheckpointError(f"damaged neural checkpoint: no {key!r} array")
+        vocab_ids = arrays["vocab_ids"]
+        if vocab_ids.ndim != 1 or vocab_ids.dtype.kind not in "iu":
+            raise CheckpointError("damaged neural checkpoint: vocab_ids must be a 1-D integer array")
+        vocab_ids = vocab_ids.astype(np.int64)
+        if len(vocab_ids) and (vocab_ids.min() < 0 or vocab_ids.max() >= self.n_tracks):
+            raise CheckpointError(f"damaged neural checkpoint: vocabulary ids outside 0..{self.n_tracks - 1}")
+        if len(np.unique(vocab_ids)) != len(vocab_ids):
+            raise CheckpointError("damaged neural checkpoint: a track appears twice in the vocabulary")
+        words = strings.get("words", [])
+        members = len({k.split(".")[2] for k in arrays if k.startswith("net.members.")}) or 1
+        if members != self.network_settings.members:
+            # checkpoints saved before ensembles say members=3 (the default) for one network: the weights decide
+            self.network_settings = self.network_settings.replace(members=members)
+            self.settings_parts = (self.network_settings, self.train_settings)
+        self.vocab_ids, self.words = vocab_ids, list(words)
+        weights = {k.removeprefix("net."): v for k, v in arrays.items() if k.startswith("net.")}
+        expected = parameter_shapes(self.new_network)
+        if set(weights) != set(expected):
+            missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+            raise CheckpointError(f"damaged neural checkpoint: weights missing {missing[:3]} or unknown {extra[:3]}")
+        for name, shape in expected.items():
+            if tuple(weights[name].shape) != shape or weights[name].dtype.kind != "f":
+                raise CheckpointError(
+                    f"damaged neural checkpoint: {name} has shape {tuple(weights[name].shape)}, "
+                    f"the settings say {shape}"
+                )
+            if not np.isfinite(weights[name]).all():
+                raise CheckpointError(f"damaged neural checkpoint: {name} holds NaN or infinite weights")
         self._index_vocabulary(self.n_tracks)
-        self.words = strings.get("words", [])
         self._word_index = {w: i + 1 for i, w in enumerate(self.words)}
-        # a checkpoint's weights say how many networks it holds (those saved before ensembles: one)
-        self.train_config.members = len({k.split(".")[2] for k in arrays if k.startswith("net.members.")}) or 1
         self.network = self.new_network()
-        weights = {
-            k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")
-        }
-        self.network.load_state_dict(weights)
+        self.network.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
         self.network.to(self.device).eval()
+        losses, scores, best = arrays["history.loss"], arrays["history.val"], arrays["best"]
+        if len(losses) != len(scores) or best.shape != (3,):
+            raise CheckpointError("damaged neural checkpoint: training history arrays of different lengths")
         self.history = [
             {"epoch": i + 1, "loss": float(loss), "val_metric": float(val)}
-            for i, (loss, val) in enumerate(zip(arrays["history.loss"], arrays["history.val"], strict=True))
+            for i, (loss, val) in enumerate(zip(losses, scores, strict=True))
         ]
-        self.best_val_metric, best_epoch, epochs = arrays["best"].tolist()
+        self.best_val_metric, best_epoch, epochs = best.tolist()
         self.best_epoch, self.epochs_trained = int(best_epoch), int(epochs)

@@ -9,6 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from songrec.corpus import Corpus
+from songrec.sparse import checked_csr, keep_top
 
 _NON_WORD = re.compile(r"[^\w]+|_")
 TOP_PER_NAME = 500
@@ -18,72 +19,6 @@ TOKEN_WEIGHT = 0.5
 def normalize_name(name: str) -> str:
     """Lowercase words only: 'Country 🤠!!' and 'country' are the same playlist name."""
     return " ".join(_NON_WORD.sub(" ", name.lower()).split())
-
-
-def _keep_top(matrix: sp.csr_matrix, top: int) -> sp.csr_matrix:
-    """Keep the `top` largest entries of each row; ties go to the earlier column (vectorised).
-
-    Rows with at most `top` entries are kept whole without sorting; for the others the top-th
-    largest value is found by one partition per group of rows of similar length, so the cost is
-    linear in the entries (not a sort of all of them) and matrices of 10^8 entries take seconds.
-    """
-    matrix = matrix.tocsr()
-    matrix.sum_duplicates()
-    if top <= 0:
-        return sp.csr_matrix(matrix.shape, dtype=matrix.dtype)
-    counts = np.diff(matrix.indptr)
-    heavy = np.flatnonzero(counts > top)
-    if len(heavy) == 0:
-        return sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=matrix.shape)
-    lengths = counts[heavy]
-    where = _ranges(matrix.indptr[heavy], lengths)  # positions of the heavy rows' entries
-    values = matrix.data[where]
-    threshold = np.repeat(_kth_largest(values, lengths, top), lengths)
-    greater = values > threshold
-    equal = values == threshold
-    # ties at the threshold: the first (top - #greater) of them in column order
-    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    tied = np.cumsum(equal)
-    tied_rank = tied - np.repeat(tied[first] - equal[first], lengths)  # 1, 2, ... within a row
-    room = top - np.add.reduceat(greater, first).astype(np.int64)
-    keep = np.ones(matrix.nnz, dtype=bool)
-    keep[where] = greater | (equal & (tied_rank <= np.repeat(room, lengths)))
-    kept_counts = counts.copy()
-    kept_counts[heavy] = top
-    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
-    np.cumsum(kept_counts, out=indptr[1:])
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated arange(start, start + length) for each pair, without a Python loop."""
-    total = int(lengths.sum())
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(total, dtype=np.int64) + offsets
-
-
-def _kth_largest(values: np.ndarray, lengths: np.ndarray, k: int, chunk: int = 1 << 24) -> np.ndarray:
-    """The k-th largest of each segment of `values` (segments of `lengths`, each longer than k).
-
-    Segments are grouped by length (within a factor of 2) and padded into 2-D arrays, at most
-    `chunk` cells at a time, so one np.partition per group does the work.
-    """
-    out = np.empty(len(lengths), dtype=values.dtype)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    groups = np.ceil(np.log2(lengths)).astype(np.int64)
-    for group in np.unique(groups):
-        members = np.flatnonzero(groups == group)
-        width = int(lengths[members].max())
-        step = max(1, chunk // width)
-        for first in range(0, len(members), step):
-            rows = members[first : first + step]
-            dense = np.full((len(rows), width), -np.inf, dtype=values.dtype)
-            row_lengths = lengths[rows]
-            local = np.repeat(np.arange(len(rows)), row_lengths)
-            column = _ranges(np.zeros(len(rows), dtype=np.int64), row_lengths)
-            dense[local, column] = values[_ranges(starts[rows], row_lengths)]
-            out[rows] = np.partition(dense, width - k, axis=1)[:, width - k]
-    return out
 
 
 class TitleModel:
@@ -126,7 +61,7 @@ class TitleModel:
         membership.data[:] = 1.0
         counts = np.asarray(membership.sum(axis=1)).ravel()
         profile = sp.diags(1.0 / np.maximum(counts, 1)).astype(np.float32) @ (membership @ playlist_tracks)
-        return _keep_top(profile.astype(np.float32), TOP_PER_NAME)
+        return keep_top(profile.astype(np.float32), TOP_PER_NAME)
 
     def _index(self) -> None:
         self._name_index = {n: i for i, n in enumerate(self.names)}
@@ -161,13 +96,14 @@ class TitleModel:
         return arrays, {"title.names": self.names, "title.tokens": self.tokens}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> TitleModel:
+    def from_state(cls, arrays: dict[str, np.ndarray], strings: dict[str, list[str]], n_tracks: int) -> TitleModel:
+        """The title model saved by `state`, its matrices checked against its names and `n_tracks`."""
         model = cls()
-        matrices = []
-        for prefix in ("title.name", "title.token"):
-            parts = [arrays.pop(f"{prefix}.{k}") for k in ("data", "indices", "indptr", "shape")]
-            matrices.append(sp.csr_matrix(tuple(parts[:3]), shape=tuple(parts[3])))
-        model.name_tracks, model.token_tracks = matrices
         model.names, model.tokens = strings.pop("title.names"), strings.pop("title.tokens")
+        matrices = []
+        for prefix, rows in (("title.name", len(model.names)), ("title.token", len(model.tokens))):
+            parts = [arrays.pop(f"{prefix}.{k}") for k in ("data", "indices", "indptr", "shape")]
+            matrices.append(checked_csr(*parts[:3], (rows, n_tracks), prefix))
+        model.name_tracks, model.token_tracks = matrices
         model._index()
         return model
