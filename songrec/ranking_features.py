@@ -110,8 +110,11 @@ class CorpusStats:
             np.ones(len(indices), dtype=np.float32), indices, indptr, (n_tracks, n_playlists), "track_playlists"
         )
         artist_share = arrays["artist_share"]
-        per_track = {"track_share": arrays["track_share"], "track_artist": arrays["track_artist"],
-                     "track_album": arrays["track_album"]}
+        per_track = {
+            "track_share": arrays["track_share"],
+            "track_artist": arrays["track_artist"],
+            "track_album": arrays["track_album"],
+        }
         for name, values in per_track.items():
             if values.shape != (n_tracks,):
                 raise SparseFormatError(f"{name} has shape {values.shape} for {n_tracks} tracks")
@@ -302,9 +305,11 @@ def _context_features(
         "has_title": has_title[group],
         "seed_popularity": seed_popularity[group],
     }
-    return np.column_stack([np.asarray(columns_out[name], dtype=np.float32) for name in CONTEXT_FEATURES]) if len(
-        track
-    ) else np.zeros((0, len(CONTEXT_FEATURES)), dtype=np.float32)
+    return (
+        np.column_stack([np.asarray(columns_out[name], dtype=np.float32) for name in CONTEXT_FEATURES])
+        if len(track)
+        else np.zeros((0, len(CONTEXT_FEATURES)), dtype=np.float32)
+    )
 
 
 def _counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> sp.csr_matrix:

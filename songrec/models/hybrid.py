@@ -10,6 +10,7 @@ cases) on what the members propose for the held-out ones. The evaluated cases ar
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ MODEL_MEMBERS = ("als", "itemknn", "ease", "neural")
 FUSION_OFFSET = 60.0
 """Reciprocal-rank fusion's usual constant (Cormack et al. 2009): the order used when no ranker was
 trained (a fit stopped before it, or too few cases to learn from)."""
+RANKER_PIECE = 4096
+"""Characters of LightGBM's (ASCII) model text per string-table entry (a checkpoint's per-string limit)."""
 BATCH = 256
 """Playlists described at once: large enough for vectorised features, small enough for memory."""
 
@@ -61,8 +64,11 @@ class HybridSettings(Settings):
     refit: bool = setting(True, "refit the members on all training playlists once the ranker is trained")
     valid_share: float = setting(0.2, "share of the ranker's cases kept for early stopping", low=0.05, high=0.5)
     negative_share: float = setting(
-        1.0, "share of the wrong candidates of a training case the ranker learns from (all hits are kept)",
-        low=0.01, high=1.0, step=0.05,
+        1.0,
+        "share of the wrong candidates of a training case the ranker learns from (all hits are kept)",
+        low=0.01,
+        high=1.0,
+        step=0.05,
     )
     rounds: int = setting(500, "most boosting rounds of the ranker", low=1, high=10_000)
     early_stopping: int = setting(30, "stop when validation NDCG has not improved for this many rounds", low=1)
@@ -91,11 +97,13 @@ class HybridSettings(Settings):
             try:
                 found[name] = int(depth) if depth.strip() else self.candidates
             except ValueError:
-                raise SettingError(f"hybrid setting members: K of {name} must be a whole number, not {depth!r}") from None
+                message = f"hybrid setting members: K of {name} must be a whole number, not {depth!r}"
+                raise SettingError(message) from None
             if found[name] < 1:
                 raise SettingError(f"hybrid setting members: K of {name} must be 1 or more, not {found[name]}")
         if not any(name in MODEL_MEMBERS for name in found):
-            raise SettingError(f"hybrid setting members must name a model ({', '.join(MODEL_MEMBERS)}), not {self.members!r}")
+            models = ", ".join(MODEL_MEMBERS)
+            raise SettingError(f"hybrid setting members must name a model ({models}), not {self.members!r}")
         return found
 
 
@@ -231,8 +239,9 @@ class HybridRecommender(Recommender):
         blocks, recalls = [], []
         for start in range(0, len(cases), BATCH):
             batch = cases[start : start + BATCH]
-            found = self._candidates([c.seeds for c in batch], [c.title for c in batch], stats, title_model,
-                                     popular_order)
+            found = self._candidates(
+                [c.seeds for c in batch], [c.title for c in batch], stats, title_model, popular_order
+            )
             truths = [c.truth for c in batch]
             blocks.append((found, labels(found, truths)))
             recalls.append(candidate_recall(found, truths))
@@ -268,8 +277,12 @@ class HybridRecommender(Recommender):
             rows = np.isin(group_of_row, groups) & (kept if reference is None else True)  # validation: every row
             sizes_kept = np.bincount(group_of_row[rows], minlength=len(sizes))[groups]
             return lightgbm.Dataset(
-                features[rows], target[rows], group=sizes_kept, feature_name=self.features,
-                reference=reference, free_raw_data=True,
+                features[rows],
+                target[rows],
+                group=sizes_kept,
+                feature_name=self.features,
+                reference=reference,
+                free_raw_data=True,
             )
 
         train_set = dataset(train_groups)
@@ -296,7 +309,11 @@ class HybridRecommender(Recommender):
                 raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
 
         booster = lightgbm.train(
-            params, train_set, num_boost_round=s.rounds, valid_sets=[valid_set], valid_names=["valid"],
+            params,
+            train_set,
+            num_boost_round=s.rounds,
+            valid_sets=[valid_set],
+            valid_names=["valid"],
             callbacks=[on_round, lightgbm.early_stopping(s.early_stopping, verbose=False)],
         )
         self.report.best_iteration = int(booster.best_iteration or booster.current_iteration())
@@ -317,14 +334,12 @@ class HybridRecommender(Recommender):
         popular_order: np.ndarray,
         limit: int | None = None,
     ) -> Candidates:
-        from threadpoolctl import threadpool_limits
-
         depths = self.depths
         deepest = max(depths.values())
         member_scores = {}
         # one BLAS thread: ALS solves a small system per playlist, which threads only slow down (4 ms
         # against 0.2 ms for 128 factors on 2 cores, 30 ms when the cores are busy)
-        with threadpool_limits(1, "blas"):
+        with _blas().limit(limits=1, user_api="blas"):
             for name, member in self.members.items():
                 rows = [i for i, seeds in enumerate(seed_lists) if len(seeds) or (member.uses_titles and titles[i])]
                 scored: list[Scores | None] = [None] * len(seed_lists)
@@ -381,8 +396,7 @@ class HybridRecommender(Recommender):
         for start in range(0, len(cases), BATCH):
             batch = cases[start : start + BATCH]
             seeds = [self._known(c.seeds) for c in batch]
-            found = self._candidates(seeds, [c.title for c in batch], self.stats, self.title_model,
-                                     self._popular_order)
+            found = self._candidates(seeds, [c.title for c in batch], self.stats, self.title_model, self._popular_order)
             recalls.append(candidate_recall(found, [c.truth for c in batch]))
         values = np.concatenate(recalls) if recalls else np.zeros(0)
         categories = np.asarray([c.category for c in cases])
@@ -447,7 +461,9 @@ class HybridRecommender(Recommender):
         for name, member in self.members.items():
             strings.update({f"member.{name}.{k}": v for k, v in member._strings().items()})
         if self.ranker is not None:
-            strings["ranker"] = [self.ranker.model_to_string()]
+            text = self.ranker.model_to_string()
+            # a string table holds at most MAX_STRING_BYTES per entry: LightGBM's text in pieces (ASCII)
+            strings["ranker"] = [text[i : i + RANKER_PIECE] for i in range(0, len(text), RANKER_PIECE)]
         return strings
 
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
@@ -463,7 +479,8 @@ class HybridRecommender(Recommender):
         self.members = {}
         for name, config in zip(names, configs, strict=True):
             member = make_model(name, **json.loads(config))
-            member.track_uris, member.popularity, member.title_model = self.track_uris, self.popularity, self.title_model
+            member.track_uris, member.popularity = self.track_uris, self.popularity
+            member.title_model = self.title_model  # shared: members are only asked for scores
             prefix = f"member.{name}."
             member._load_state(
                 {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)},
@@ -477,18 +494,27 @@ class HybridRecommender(Recommender):
 
 
 def _read_ranker(text: list[str], features: list[str]):
-    """The LightGBM ranker from its own text format; anything else is refused."""
+    """The LightGBM ranker from its own text format (saved in pieces); anything else is refused."""
     import lightgbm
 
-    if len(text) != 1 or not text[0].startswith("tree\n"):
+    joined = "".join(text)
+    if not joined.startswith("tree\n") or not joined.isascii():
         raise CheckpointError("hybrid checkpoint's ranker is not a LightGBM model string")
     try:
-        booster = lightgbm.Booster(model_str=text[0])
+        booster = lightgbm.Booster(model_str=joined)
     except lightgbm.basic.LightGBMError as exc:
         raise CheckpointError(f"hybrid checkpoint's ranker is not a readable LightGBM model ({exc})") from None
     if booster.feature_name() != features:
         raise CheckpointError(f"hybrid checkpoint's ranker reads features {booster.feature_name()}, not {features}")
     return booster
+
+
+@functools.cache
+def _blas():
+    """One threadpool controller (threadpool_limits inspects every loaded library, 10 ms a call)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _popular_order(counts: np.ndarray) -> np.ndarray:
