@@ -308,7 +308,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.checkpoint:
             model = _align(model, corpus)
         evaluation = evaluate_model(model, cases, corpus.track_artist, progress=_progress("evaluating", "case"))
-        results.append({**evaluation.as_dict(), "model": model.name, "fit_seconds": round(fit_seconds, 1)})
+        result = {**evaluation.as_dict(), "model": model.name, "fit_seconds": round(fit_seconds, 1)}
+        if hasattr(model, "candidate_recall"):  # two-stage models: the share of withheld tracks stage 1 proposes
+            recall = model.candidate_recall(cases)
+            result["candidate_recall"] = recall["overall"]
+            result["candidate_recall_per_category"] = recall["per_category"]
+        results.append(result)
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     elif len(results) == 1:
@@ -316,6 +321,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(_evaluation_table(results[0]))
     else:
         print(_comparison_table(results))
+    for result in results if not args.json else []:
+        if "candidate_recall" in result:
+            prefix = f"{result['model']} " if len(results) > 1 else ""
+            print(f"{prefix}candidate recall {result['candidate_recall']:.4f}")
     return 0
 
 

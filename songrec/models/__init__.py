@@ -30,6 +30,7 @@ _REGISTRY: dict[str, ModelEntry] = {
     "als": ModelEntry("songrec.models.als:ALSRecommender", "implicit-feedback matrix factorisation"),
     "neural": ModelEntry("songrec.models.neural:NeuralRecommender", "the notebook's network, made to work"),
     "notebook": ModelEntry("songrec.models.notebook:NotebookRecommender", "the student notebook, trained as it was"),
+    "hybrid": ModelEntry("songrec.models.hybrid:HybridRecommender", "several models' candidates re-ranked by LightGBM"),
 }
 
 

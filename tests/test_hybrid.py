@@ -1,0 +1,208 @@
+"""The hybrid model: the shared checks, no leakage into the ranker, its checkpoint, progress and its features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from recommender_checks import RecommenderBaseTestMixin
+
+from songrec.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from songrec.cli import main
+from songrec.corpus import Corpus
+from songrec.models import load_model, make_model
+from songrec.models.base import Recommender
+from songrec.models.hybrid import HybridProgress, HybridRecommender, HybridSettings
+from songrec.models.title import TitleModel
+from songrec.ranking_features import CONTEXT_FEATURES, CorpusStats, build_candidates, feature_names, labels
+from songrec.settings import SettingError
+
+FAST = {
+    "members": "als,itemknn,title:30",
+    "candidates": 60,
+    "rounds": 40,
+    "early_stopping": 10,
+    "num_leaves": 15,
+    "min_data_in_leaf": 20,
+    "threads": 1,
+}
+"""Small settings: the demo fit takes about a second."""
+
+
+class TestHybrid(RecommenderBaseTestMixin):
+    def make_model(self) -> Recommender:
+        return make_model("hybrid", **FAST)
+
+    def test_ranker_never_sees_the_evaluated_cases(self, model: HybridRecommender, fit_corpus: Corpus, demo_split):
+        """The ranker learns from training playlists the members were not fitted on, never from test playlists."""
+        report = model.report
+        assert model.ranker is not None and report.cases > 0 and report.rows > 0
+        train_pids = set(fit_corpus.playlists["pid"].tolist())
+        test_pids = set(demo_split[1].playlists["pid"].tolist())
+        ranker_pids, member_pids = set(report.ranker_pids.tolist()), set(report.member_pids.tolist())
+        assert ranker_pids and member_pids
+        assert ranker_pids <= train_pids and member_pids <= train_pids
+        assert not ranker_pids & test_pids
+        assert not ranker_pids & member_pids
+        assert len(ranker_pids) == round(len(train_pids) * model.settings.holdout_share)
+
+    def test_saved_model_keeps_ranker_members_and_explanations(self, model: HybridRecommender, cases, tmp_path: Path):
+        path = tmp_path / "hybrid.safetensors"
+        model.save(path)
+        loaded = load_model(path)
+        assert list(loaded.members) == list(model.members) == ["als", "itemknn"]
+        assert loaded.ranker.model_to_string() == model.ranker.model_to_string()
+        assert loaded.feature_importances().equals(model.feature_importances())
+        for case in cases[:5]:
+            ids, _ = model.recommend(case.seeds, case.title, 20)
+            assert loaded.proposers(case.seeds, ids, case.title) == model.proposers(case.seeds, ids, case.title)
+
+    def test_a_forged_ranker_is_refused(self, model: HybridRecommender, tmp_path: Path) -> None:
+        path = tmp_path / "hybrid.safetensors"
+        model.save(path)
+        config, arrays, strings = load_checkpoint(path, "hybrid")
+        for forged, message in (
+            ("import os; os.system('echo pwned')", "not a LightGBM model string"),
+            ("tree\nversion=v4\nnum_class=oops\n", "not a readable LightGBM model"),
+        ):
+            strings["model.ranker"] = [forged]
+            save_checkpoint(path, "hybrid", config, arrays, strings)
+            with pytest.raises(CheckpointError, match=f"{path.name}.*{message}"):
+                load_model(path)
+
+    def test_a_ranker_for_other_features_is_refused(self, model: HybridRecommender, tmp_path: Path) -> None:
+        path = tmp_path / "hybrid.safetensors"
+        model.save(path)
+        config, arrays, strings = load_checkpoint(path, "hybrid")
+        ranker = "".join(strings["model.ranker"])
+        strings["model.ranker"] = [
+            ranker.replace("als_score", "als_guess")[i : i + 4000] for i in range(0, len(ranker), 4000)
+        ]
+        save_checkpoint(path, "hybrid", config, arrays, strings)
+        with pytest.raises(CheckpointError, match="reads features"):
+            load_model(path)
+
+    def test_members_propose_the_candidates(self, model: HybridRecommender, cases) -> None:
+        case = next(c for c in cases if len(c.seeds) >= 5 and c.title)
+        ids, _ = model.recommend(case.seeds, case.title, 30)
+        proposers = model.proposers(case.seeds, ids, case.title)
+        assert len(proposers) == 30
+        assert all(set(p) <= {"als", "itemknn", "title"} for p in proposers)
+        assert any(p for p in proposers)
+        als_best = model.members["als"].recommend(case.seeds, None, 1)[0][0]
+        knn_best = model.members["itemknn"].recommend(case.seeds, None, 1)[0][0]
+        found = dict(
+            zip([als_best, knn_best], model.proposers(case.seeds, [als_best, knn_best], case.title), strict=True)
+        )
+        assert "als" in found[als_best] and "itemknn" in found[knn_best]
+        reasons = model.explain(case.seeds, [als_best, -5], title=case.title)
+        assert reasons[0].startswith("proposed by ") and "als" in reasons[0]
+        assert reasons[1].startswith("a fill-in")
+
+    def test_candidate_recall_is_the_share_of_withheld_tracks_proposed(self, model: HybridRecommender, cases):
+        recall = model.candidate_recall(cases)
+        assert set(recall["per_category"]) == {c.category for c in cases}
+        direct = [np.mean([bool(p) for p in model.proposers(c.seeds, c.truth, c.title)]) for c in cases]
+        assert recall["overall"] == pytest.approx(float(np.mean(direct)))
+        assert 0.3 < recall["overall"] <= 1.0
+
+    def test_feature_importances(self, model: HybridRecommender) -> None:
+        table = model.feature_importances()
+        assert list(table.columns) == ["feature", "gain"]
+        assert sorted(table["feature"]) == sorted(feature_names(["als", "itemknn"]))
+        assert table["gain"].is_monotonic_decreasing and table["gain"].iloc[0] > 0
+
+
+def test_fit_reports_every_stage_and_can_be_stopped(demo_split: tuple[Corpus, Corpus], demo_cases: list) -> None:
+    events: list[HybridProgress] = []
+
+    def record(progress: HybridProgress) -> None:
+        events.append(progress)
+
+    make_model("hybrid", **FAST).fit(demo_split[0], callback=record)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[0] >= 0 and fractions[-1] == pytest.approx(1.0)
+    stages = [e.label.split(":")[0] for e in events]
+    for stage in ("als (fit on the rest)", "itemknn (fit on the rest)", "cases", "ranker", "als (refit on all)"):
+        assert stage in stages
+    assert any(e.label.startswith("ranker: round ") for e in events)
+
+    seen: list[str] = []
+
+    def stop_in_the_ranker(progress: HybridProgress) -> bool:
+        seen.append(progress.label)
+        return not progress.label.startswith("ranker: round 3/")
+
+    model = make_model("hybrid", **FAST).fit(demo_split[0], callback=stop_in_the_ranker)
+    assert model.report.stopped and model.report.best_iteration <= 3
+    assert not any("refit" in label for label in seen)
+    assert model.ranker is not None and model.ranker.num_trees() <= 3
+
+    early = make_model("hybrid", **FAST).fit(demo_split[0], callback=lambda progress: False)
+    assert early.report.stopped and early.ranker is None and list(early.members) == ["als"]
+    ids, _ = early.recommend(demo_cases[5].seeds, demo_cases[5].title, 20)
+    assert len(np.unique(ids)) == 20  # members fused by reciprocal rank until a ranker exists
+
+
+def test_settings_are_checked() -> None:
+    defaults = HybridSettings()
+    assert list(defaults.depths()) == [part.split(":")[0] for part in defaults.members.split(",")]
+    assert HybridSettings(members="als:50, title").depths() == {"als": 50, "title": 200}
+    for members, message in (
+        ("als,nope", "unknown source 'nope'"),
+        ("als:many", "K of als must be a whole number"),
+        ("als:0", "K of als must be 1 or more"),
+        ("title,popularity", "must name a model"),
+    ):
+        with pytest.raises(SettingError, match=message):
+            make_model("hybrid", members=members)
+    with pytest.raises(SettingError, match="holdout_share must be from 0.02 to 0.8"):
+        make_model("hybrid", holdout_share=0.95)
+    with pytest.raises(SettingError, match="unknown hybrid setting leaves"):
+        make_model("hybrid", leaves=3)
+
+
+def test_features_match_a_per_candidate_reference(demo_split: tuple[Corpus, Corpus], demo_cases: list) -> None:
+    """The vectorised features against a plain loop over candidates, on a few demo cases."""
+    train = demo_split[0]
+    model = make_model("hybrid", **FAST)
+    stats = CorpusStats.from_corpus(train)
+    title_model = TitleModel().fit(train)
+    order = np.argsort(-train.track_counts, kind="stable")
+    batch = [c for c in demo_cases if len(c.seeds)][:6]
+    seeds = [c.seeds for c in batch]
+    knn = make_model("itemknn", neighbours=50).fit(train)
+    scores = {"itemknn": knn._score_batch(seeds, [c.title for c in batch])}
+    found = build_candidates(
+        scores, seeds, [c.title for c in batch], seeds, {"itemknn": 40, "title": 20}, stats, title_model, order
+    )
+    names = feature_names(["itemknn"])
+    column = {name: found.features[:, names.index(name)] for name in names}
+    matrix = train.matrix().toarray()
+    for i, case in enumerate(batch):
+        rows = found.of(i)
+        assert not np.isin(found.track[rows], case.seeds).any()
+        assert len(found.track[rows]) == len(np.unique(found.track[rows]))
+        for row in range(rows.start, rows.stop):
+            track = found.track[row]
+            artist = train.track_artist[track]
+            assert column["seed_artist_count"][row] == (train.track_artist[case.seeds] == artist).sum()
+            cooc = sum(float(matrix[:, s] @ matrix[:, track]) for s in np.unique(case.seeds))
+            assert column["cooc_share"][row] == pytest.approx(cooc / len(case.seeds) / train.n_playlists, rel=1e-5)
+            assert column["n_seeds"][row] == len(case.seeds)
+            assert column["has_title"][row] == float(bool(case.title))
+    assert model.name == "hybrid" and set(CONTEXT_FEATURES) <= set(names)
+    truth = labels(found, [c.truth for c in batch])
+    expected = [float(t in batch[g].truth) for g, t in zip(found.group, found.track, strict=True)]
+    assert truth.tolist() == expected
+
+
+def test_evaluate_prints_candidate_recall(capsys: pytest.CaptureFixture, demo_dir: Path) -> None:
+    code = main(["evaluate", "--train", str(demo_dir), "--model", "hybrid", "--max-cases", "40", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out)
+    assert result["model"] == "hybrid" and 0 < result["candidate_recall"] <= 1
+    assert set(result["candidate_recall_per_category"]) == set(result["per_category"])
