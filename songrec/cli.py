@@ -178,8 +178,14 @@ def _build_model(args: argparse.Namespace, corpus: Corpus | None, name: str, sha
         return model
     model = make_model(name, **model_params(args, name, shared))
     started = time.perf_counter()
-    bar = tqdm(desc=f"fitting {name}", total=1.0, file=sys.stderr, leave=False, dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+    bar = tqdm(
+        desc=f"fitting {name}",
+        total=1.0,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+    )
 
     def on_progress(progress) -> None:
         bar.n = round(progress.fraction, 4)
@@ -285,9 +291,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from songrec.metrics import evaluate_model
     from songrec.protocol import make_cases
 
-    holdout = EvaluationSettings.build(
-        {k: v for k, v in given_options(args, [EvaluationSettings], "evaluate").items()}
-    )
+    holdout = EvaluationSettings.build({k: v for k, v in given_options(args, [EvaluationSettings], "evaluate").items()})
     names = _chosen_models_of(args) if not args.checkpoint else [None]
     _check_params(args)
     if args.test:
@@ -425,8 +429,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         for row in rows:
             row["score"] = None if np.isnan(row["score"]) else float(row["score"])
             row["rank"] = int(row["rank"])
-        print(json.dumps({"model": model.name, "title": title, "seeds": len(uris), "tracks": rows}, indent=2,
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {"model": model.name, "title": title, "seeds": len(uris), "tracks": rows}, indent=2, ensure_ascii=False
+            )
+        )
         return 0
     print(f"{'rank':>4}  {'track':<36}{'artist':<24}{'score':>10}  reason")
     for row in table.itertuples():
@@ -467,20 +474,33 @@ def cmd_genres(args: argparse.Namespace) -> int:
     for name in names:
         model = _build_model(args, train, name)
         for genre in keywords:
-            result = genre_match_counts(model, corpus, genre, keywords, n=args.n, n_seeds=args.seeds,
-                                        max_playlists=args.max_playlists, model_name=name, labels=labels,
-                                        within=within)
+            result = genre_match_counts(
+                model,
+                corpus,
+                genre,
+                keywords,
+                n=args.n,
+                n_seeds=args.seeds,
+                max_playlists=args.max_playlists,
+                model_name=name,
+                labels=labels,
+                within=within,
+            )
             rows.append(result.summary())
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'genre':<12}{'model':<12}{'playlists':>10}{f'matches/{args.n}':>12}{'share':>8}{'chance':>8}"
-          f"{'base rate':>11}")
+    print(
+        f"{'genre':<12}{'model':<12}{'playlists':>10}{f'matches/{args.n}':>12}{'share':>8}{'chance':>8}"
+        f"{'base rate':>11}"
+    )
     for row in rows:
         matches = "–" if row["playlists"] == 0 else f"{row['mean_matches']:.2f}"
         share = "–" if row["playlists"] == 0 else f"{row['mean_share']:.1%}"
-        print(f"{row['genre']:<12}{row['model']:<12}{row['playlists']:>10}{matches:>12}{share:>8}"
-              f"{row['expected_by_chance']:>8.2f}{row['base_rate']:>11.1%}")
+        print(
+            f"{row['genre']:<12}{row['model']:<12}{row['playlists']:>10}{matches:>12}{share:>8}"
+            f"{row['expected_by_chance']:>8.2f}{row['base_rate']:>11.1%}"
+        )
     return 0
 
 
@@ -592,11 +612,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     genres = commands.add_parser("genres", help="genre validation: matches in the top 15 of genre-named playlists")
     genres.add_argument("--train", nargs="+", required=True)
-    genres.add_argument("--test", nargs="+", help="held-out slices: genre playlists only from these (files under "
-                        "--train are left out of fitting)")
-    genres.add_argument("--keywords", nargs="+", default=[], metavar="GENRE=WORD,WORD",
-                        help="a genre's keywords (whole words of playlist names), replacing or adding to country, "
-                        "hip-hop and christmas")
+    genres.add_argument(
+        "--test",
+        nargs="+",
+        help="held-out slices: genre playlists only from these (files under --train are left out of fitting)",
+    )
+    genres.add_argument(
+        "--keywords",
+        nargs="+",
+        default=[],
+        metavar="GENRE=WORD,WORD",
+        help="a genre's keywords (whole words of playlist names), replacing or adding to country, "
+        "hip-hop and christmas",
+    )
     genres.add_argument("--n", type=int, default=15, help="top N recommendations counted (default 15)")
     genres.add_argument("--seeds", type=int, default=10, help="seed tracks: the first K of each playlist (default 10)")
     genres.add_argument("--max-playlists", type=int, default=300, help="playlists per genre at most (default 300)")

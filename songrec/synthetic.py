@@ -33,37 +33,166 @@ class Genre:
 
 
 GENRES: tuple[Genre, ...] = (
-    Genre("pop", 0.19, ("pop", "Pop Hits", "top hits", "summer pop", "Today's Pop", "pop!!"),
-          ("Heart", "Love", "Tonight", "Dance", "Starlight", "Forever", "Dream", "Kiss"), "person"),
-    Genre("hip-hop", 0.15, ("rap", "Hip Hop", "hip-hop", "trap", "Rap Caviar", "hiphop", "RAP 🔥"),
-          ("Hustle", "Money", "Crown", "Block", "Flex", "Trap", "Gold", "Street"), "rapper"),
-    Genre("country", 0.12, ("country", "Country Music", "country hits", "COUNTRY", "country 🤠", "Country Roads"),
-          ("Whiskey", "Dirt Road", "Tailgate", "Truck", "Boots", "Hometown", "Porch", "Backroad"), "person"),
-    Genre("rock", 0.12, ("rock", "Classic Rock", "rock n roll", "Rock Anthems", "ROCK"),
-          ("Thunder", "Highway", "Fire", "Stone", "Rebel", "Wild", "Electric", "Riot"), "band"),
-    Genre("christmas", 0.06, ("Christmas", "christmas music", "Xmas", "Holiday Songs", "christmas 🎄", "holiday"),
-          ("Snow", "Jingle", "Santa", "Mistletoe", "Sleigh", "Winter", "Bells", "Christmas"), "person"),
-    Genre("edm", 0.08, ("edm", "EDM", "house", "electronic", "Festival Bangers", "dance"),
-          ("Pulse", "Bass", "Drop", "Neon", "Rave", "Laser", "Echo", "Circuit"), "dj"),
-    Genre("indie", 0.08, ("indie", "Indie Vibes", "chill indie", "alternative", "indie folk"),
-          ("Paper", "Moon", "Ocean", "Static", "Glass", "Coffee", "Autumn", "Polaroid"), "band"),
-    Genre("latin", 0.07, ("latin", "Reggaeton", "latino", "musica latina", "Baila"),
-          ("Corazón", "Fuego", "Noche", "Bailar", "Amor", "Playa", "Ritmo", "Luna"), "person"),
-    Genre("jazz", 0.06, ("jazz", "Jazz Classics", "smooth jazz", "coffee jazz"),
-          ("Blue", "Swing", "Velvet", "Smoke", "Satin", "Midnight", "Bourbon", "Saxophone"), "person"),
-    Genre("classical", 0.07, ("classical", "Classical Music", "study classical", "piano"),
-          ("Sonata", "Nocturne", "Prelude", "Etude", "Adagio", "Concerto", "Suite", "Waltz"), "composer"),
+    Genre(
+        "pop",
+        0.19,
+        ("pop", "Pop Hits", "top hits", "summer pop", "Today's Pop", "pop!!"),
+        ("Heart", "Love", "Tonight", "Dance", "Starlight", "Forever", "Dream", "Kiss"),
+        "person",
+    ),
+    Genre(
+        "hip-hop",
+        0.15,
+        ("rap", "Hip Hop", "hip-hop", "trap", "Rap Caviar", "hiphop", "RAP 🔥"),
+        ("Hustle", "Money", "Crown", "Block", "Flex", "Trap", "Gold", "Street"),
+        "rapper",
+    ),
+    Genre(
+        "country",
+        0.12,
+        ("country", "Country Music", "country hits", "COUNTRY", "country 🤠", "Country Roads"),
+        ("Whiskey", "Dirt Road", "Tailgate", "Truck", "Boots", "Hometown", "Porch", "Backroad"),
+        "person",
+    ),
+    Genre(
+        "rock",
+        0.12,
+        ("rock", "Classic Rock", "rock n roll", "Rock Anthems", "ROCK"),
+        ("Thunder", "Highway", "Fire", "Stone", "Rebel", "Wild", "Electric", "Riot"),
+        "band",
+    ),
+    Genre(
+        "christmas",
+        0.06,
+        ("Christmas", "christmas music", "Xmas", "Holiday Songs", "christmas 🎄", "holiday"),
+        ("Snow", "Jingle", "Santa", "Mistletoe", "Sleigh", "Winter", "Bells", "Christmas"),
+        "person",
+    ),
+    Genre(
+        "edm",
+        0.08,
+        ("edm", "EDM", "house", "electronic", "Festival Bangers", "dance"),
+        ("Pulse", "Bass", "Drop", "Neon", "Rave", "Laser", "Echo", "Circuit"),
+        "dj",
+    ),
+    Genre(
+        "indie",
+        0.08,
+        ("indie", "Indie Vibes", "chill indie", "alternative", "indie folk"),
+        ("Paper", "Moon", "Ocean", "Static", "Glass", "Coffee", "Autumn", "Polaroid"),
+        "band",
+    ),
+    Genre(
+        "latin",
+        0.07,
+        ("latin", "Reggaeton", "latino", "musica latina", "Baila"),
+        ("Corazón", "Fuego", "Noche", "Bailar", "Amor", "Playa", "Ritmo", "Luna"),
+        "person",
+    ),
+    Genre(
+        "jazz",
+        0.06,
+        ("jazz", "Jazz Classics", "smooth jazz", "coffee jazz"),
+        ("Blue", "Swing", "Velvet", "Smoke", "Satin", "Midnight", "Bourbon", "Saxophone"),
+        "person",
+    ),
+    Genre(
+        "classical",
+        0.07,
+        ("classical", "Classical Music", "study classical", "piano"),
+        ("Sonata", "Nocturne", "Prelude", "Etude", "Adagio", "Concerto", "Suite", "Waltz"),
+        "composer",
+    ),
 )
 
-GENERIC_NAMES = ("Summer", "Party", "workout", "chill", "Road Trip", "gym", "vibes", "throwback",
-                 "my playlist", "Good Vibes", "car", "study", "Feels", "favorites", "mix")
-FIRST = ("Jake", "Emma", "Luke", "Ava", "Cole", "Mia", "Ray", "Zoe", "Nico", "Lena", "Omar", "Iris",
-         "Wade", "Nora", "Dex", "Ruby", "Milo", "Cora", "Jett", "Lila", "Hank", "Skye", "Remy", "Tess")
-LAST = ("Harlow", "Vance", "Brooks", "Kestrel", "Monroe", "Sable", "Quill", "Thorne", "Rivers", "Pryce",
-        "Ember", "Lowe", "Marsh", "Calder", "Wilde", "Hollis", "Frost", "Reyes", "Banks", "Stroud")
+GENERIC_NAMES = (
+    "Summer",
+    "Party",
+    "workout",
+    "chill",
+    "Road Trip",
+    "gym",
+    "vibes",
+    "throwback",
+    "my playlist",
+    "Good Vibes",
+    "car",
+    "study",
+    "Feels",
+    "favorites",
+    "mix",
+)
+FIRST = (
+    "Jake",
+    "Emma",
+    "Luke",
+    "Ava",
+    "Cole",
+    "Mia",
+    "Ray",
+    "Zoe",
+    "Nico",
+    "Lena",
+    "Omar",
+    "Iris",
+    "Wade",
+    "Nora",
+    "Dex",
+    "Ruby",
+    "Milo",
+    "Cora",
+    "Jett",
+    "Lila",
+    "Hank",
+    "Skye",
+    "Remy",
+    "Tess",
+)
+LAST = (
+    "Harlow",
+    "Vance",
+    "Brooks",
+    "Kestrel",
+    "Monroe",
+    "Sable",
+    "Quill",
+    "Thorne",
+    "Rivers",
+    "Pryce",
+    "Ember",
+    "Lowe",
+    "Marsh",
+    "Calder",
+    "Wilde",
+    "Hollis",
+    "Frost",
+    "Reyes",
+    "Banks",
+    "Stroud",
+)
 NOUNS = ("Wolves", "Lanterns", "Echoes", "Pilots", "Saints", "Comets", "Ravens", "Tides", "Ghosts", "Kings")
-EXTRA = ("Song", "Days", "Nights", "Again", "Anthem", "Blues", "Ride", "Lights", "Heart", "Story", "Road",
-         "Feeling", "Rain", "Home", "Sky", "Time", "Girl", "Boy", "Fever", "Dreams")
+EXTRA = (
+    "Song",
+    "Days",
+    "Nights",
+    "Again",
+    "Anthem",
+    "Blues",
+    "Ride",
+    "Lights",
+    "Heart",
+    "Story",
+    "Road",
+    "Feeling",
+    "Rain",
+    "Home",
+    "Sky",
+    "Time",
+    "Girl",
+    "Boy",
+    "Fever",
+    "Dreams",
+)
 SUBSTYLES = 4
 PURE_SHARE = 0.75
 BASE62 = np.array(list(string.digits + string.ascii_letters))
@@ -124,8 +253,9 @@ def make_catalogue(n_tracks: int, seed: int = 0, zipf: float = 0.9) -> Catalogue
         f"{w[rng.integers(len(w))]} {EXTRA[rng.integers(len(EXTRA))]}" + (f" ({i % 97})" if rng.random() < 0.2 else "")
         for i, w in enumerate(words)
     ]
-    album_names = [f"{EXTRA[i % len(EXTRA)]} of {NOUNS[(i // 7) % len(NOUNS)]} Vol. {i % 5 + 1}"
-                   for i in range(n_artists * 3)]
+    album_names = [
+        f"{EXTRA[i % len(EXTRA)]} of {NOUNS[(i // 7) % len(NOUNS)]} Vol. {i % 5 + 1}" for i in range(n_artists * 3)
+    ]
     popularity = 1.0 / np.power(rng.permutation(n_tracks) + 1.0, zipf)
     cdfs = {}
     for g in range(len(GENRES)):
@@ -138,10 +268,18 @@ def make_catalogue(n_tracks: int, seed: int = 0, zipf: float = 0.9) -> Catalogue
             cdf = np.cumsum(popularity[members])
             cdfs[(g, s)] = (members, cdf / cdf[-1])
     return Catalogue(
-        genre=genre, substyle=substyle, artist=artist, album=album, names=names,
-        uris=_uris(rng, "track", n_tracks), durations=rng.integers(120_000, 330_000, size=n_tracks),
-        artist_names=artist_names, artist_uris=_uris(rng, "artist", n_artists),
-        album_names=album_names, album_uris=_uris(rng, "album", n_artists * 3), cdfs=cdfs,
+        genre=genre,
+        substyle=substyle,
+        artist=artist,
+        album=album,
+        names=names,
+        uris=_uris(rng, "track", n_tracks),
+        durations=rng.integers(120_000, 330_000, size=n_tracks),
+        artist_names=artist_names,
+        artist_uris=_uris(rng, "artist", n_artists),
+        album_names=album_names,
+        album_uris=_uris(rng, "album", n_artists * 3),
+        cdfs=cdfs,
     )
 
 
@@ -195,10 +333,17 @@ class _Draw:
     def playlist(self, catalogue: Catalogue, tracks: list[Track]) -> Playlist:
         ids = self.ids
         return Playlist(
-            name=self.name, collaborative="false", pid=self.pid, modified_at=self.modified_at,
-            num_tracks=len(ids), num_albums=len(set(catalogue.album[ids].tolist())),
-            num_followers=self.num_followers, tracks=tracks, num_edits=self.num_edits,
-            duration_ms=int(catalogue.durations[ids].sum()), num_artists=len(set(catalogue.artist[ids].tolist())),
+            name=self.name,
+            collaborative="false",
+            pid=self.pid,
+            modified_at=self.modified_at,
+            num_tracks=len(ids),
+            num_albums=len(set(catalogue.album[ids].tolist())),
+            num_followers=self.num_followers,
+            tracks=tracks,
+            num_edits=self.num_edits,
+            duration_ms=int(catalogue.durations[ids].sum()),
+            num_artists=len(set(catalogue.artist[ids].tolist())),
             description=self.description,
         )
 
@@ -219,17 +364,25 @@ def _draw_playlists(catalogue: Catalogue, first_pid: int, count: int, seed: int)
         rng.shuffle(ids)
         names = GENRES[genre].playlist_names if pure or rng.random() < 0.5 else GENERIC_NAMES
         yield _Draw(
-            pid=first_pid + offset, ids=ids, name=names[int(rng.integers(len(names)))],
-            modified_at=int(1_400_000_000 + rng.integers(0, 100_000_000)), num_followers=int(rng.zipf(2.0)),
-            num_edits=int(rng.integers(1, 30)), description="songs for the season" if rng.random() < 0.02 else None,
+            pid=first_pid + offset,
+            ids=ids,
+            name=names[int(rng.integers(len(names)))],
+            modified_at=int(1_400_000_000 + rng.integers(0, 100_000_000)),
+            num_followers=int(rng.zipf(2.0)),
+            num_edits=int(rng.integers(1, 30)),
+            description="songs for the season" if rng.random() < 0.02 else None,
         )
 
 
 def _track(catalogue: Catalogue, t: int, pos: int | None) -> Track:
     return Track(
-        pos=pos, artist_name=catalogue.artist_names[catalogue.artist[t]], track_uri=catalogue.uris[t],
-        artist_uri=catalogue.artist_uris[catalogue.artist[t]], track_name=catalogue.names[t],
-        album_uri=catalogue.album_uris[catalogue.album[t]], duration_ms=int(catalogue.durations[t]),
+        pos=pos,
+        artist_name=catalogue.artist_names[catalogue.artist[t]],
+        track_uri=catalogue.uris[t],
+        artist_uri=catalogue.artist_uris[catalogue.artist[t]],
+        track_name=catalogue.names[t],
+        album_uri=catalogue.album_uris[catalogue.album[t]],
+        duration_ms=int(catalogue.durations[t]),
         album_name=catalogue.album_names[catalogue.album[t]],
     )
 
@@ -272,7 +425,11 @@ class _Renderer:
                 f'{indent}"album_uri": {album_uris[b]},\n{indent}"duration_ms": {d},\n'
                 f'{indent}"album_name": {album_names[b]}\n{close}}}'
                 for a, b, d, uri, name in zip(
-                    c.artist.tolist(), c.album.tolist(), c.durations.tolist(), quoted(c.uris), quoted(c.names),
+                    c.artist.tolist(),
+                    c.album.tolist(),
+                    c.durations.tolist(),
+                    quoted(c.uris),
+                    quoted(c.names),
                     strict=True,
                 )
             ]

@@ -267,8 +267,9 @@ def test_evaluate_several_models_in_one_table(capsys: pytest.CaptureFixture, dem
     assert table["popularity"][0] == table["itemknn"][0] == 60
     assert table["itemknn"][1] > table["popularity"][1]
     assert table["itemknn"][4] > table["popularity"][4]  # popularity gives (nearly) one list for every playlist
-    code, out, _ = run(capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60,
-                       "--json")
+    code, out, _ = run(
+        capsys, "evaluate", "--train", demo_dir, "--model", "popularity,itemknn", "--max-cases", 60, "--json"
+    )
     assert [r["model"] for r in json.loads(out)] == ["popularity", "itemknn"]
 
 

@@ -171,9 +171,12 @@ def test_a_playlist_cannot_vouch_for_its_own_tracks(corpus: Corpus) -> None:
         def recommend_batch(self, seed_lists, titles, n=500, excludes=None):
             out = []
             for seeds in seed_lists:
-                row = next(r for r in range(corpus.n_playlists)
-                           if np.array_equal(corpus.playlist_tracks(r)[: len(seeds)], seeds))
-                rest = corpus.playlist_tracks(row)[len(seeds):][:n]
+                row = next(
+                    r
+                    for r in range(corpus.n_playlists)
+                    if np.array_equal(corpus.playlist_tracks(r)[: len(seeds)], seeds)
+                )
+                rest = corpus.playlist_tracks(row)[len(seeds) :][:n]
                 out.append((rest.astype(np.int64), np.zeros(len(rest), np.float32)))
             return out
 

@@ -48,8 +48,9 @@ class CooccurrenceRecommender(Recommender):
 
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         rows = len(arrays["indptr"]) - 1
-        self.matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
-                                    shape=(rows, self.n_tracks)).tocsc()
+        self.matrix = sp.csr_matrix(
+            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(rows, self.n_tracks)
+        ).tocsc()
 
 
 register_model("toy", CooccurrenceRecommender, "a toy co-occurrence model registered by a test")
@@ -67,8 +68,19 @@ def test_the_toy_is_listed_and_its_settings_are_checked() -> None:
 
 
 def test_evaluate_runs_the_toy(capsys: pytest.CaptureFixture, demo_dir: Path) -> None:
-    code = main(["evaluate", "--train", str(demo_dir), "--model", "toy,popularity", "--param", "toy.damping=3",
-                 "--max-cases", "40"])
+    code = main(
+        [
+            "evaluate",
+            "--train",
+            str(demo_dir),
+            "--model",
+            "toy,popularity",
+            "--param",
+            "toy.damping=3",
+            "--max-cases",
+            "40",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}

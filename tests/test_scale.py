@@ -24,8 +24,9 @@ def keep_top_by_sorting(matrix: sp.csr_matrix, top: int) -> sp.csr_matrix:
     rank = np.arange(len(order)) - matrix.indptr[rows[order]]
     keep = np.sort(order[rank < top])
     counts = np.bincount(rows[keep], minlength=matrix.shape[0])
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], np.concatenate([[0], np.cumsum(counts)])),
-                         shape=matrix.shape)
+    return sp.csr_matrix(
+        (matrix.data[keep], matrix.indices[keep], np.concatenate([[0], np.cumsum(counts)])), shape=matrix.shape
+    )
 
 
 def assert_same_matrix(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
@@ -69,8 +70,10 @@ def test_a_work_budget_samples_each_tracks_playlists(demo_corpus: Corpus) -> Non
     again = cosine_neighbours(matrix, 30, alpha=0.9, max_products=int(exact_work / 5), seed=1)
     assert_same_matrix(sampled, again)
     # under the budget nothing changes
-    assert_same_matrix(cosine_neighbours(matrix, 30, alpha=0.9, max_products=int(exact_work * 2)),
-                       cosine_neighbours(matrix, 30, alpha=0.9))
+    assert_same_matrix(
+        cosine_neighbours(matrix, 30, alpha=0.9, max_products=int(exact_work * 2)),
+        cosine_neighbours(matrix, 30, alpha=0.9),
+    )
 
 
 def test_min_count_leaves_rare_tracks_out(demo_corpus: Corpus) -> None:

@@ -143,8 +143,11 @@ def test_a_loss_that_is_nan_from_the_start_keeps_nothing(demo_split, monkeypatch
 
     _loss_turns_nan_at(1, monkeypatch)
     model = NeuralRecommender(**{**FAST, "epochs": 3, "members": 1})
-    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 1, step 1: the loss became nan at learning rate "
-                                               r"0\.01; no epoch ended with finite weights"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"diverged at epoch 1, step 1: the loss became nan at learning rate "
+        r"0\.01; no epoch ended with finite weights",
+    ):
         model.fit(demo_split[0])
     with pytest.raises(NotFittedError):
         model.save(tmp_path / "nan.safetensors")
@@ -166,8 +169,23 @@ def test_train_command_reports_divergence_and_writes_nothing(demo_dir, monkeypat
 
     _loss_turns_nan_at(1, monkeypatch)
     out = tmp_path / "diverged.safetensors"
-    code = main(["train", "--data", str(demo_dir), "--out", str(out), "--epochs", "2", "--members", "1",
-                 "--embedding-dim", "16", "--hidden-dim", "16"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(demo_dir),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--members",
+            "1",
+            "--embedding-dim",
+            "16",
+            "--hidden-dim",
+            "16",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "songrec: training diverged at epoch 1, step 1" in err and "lower the learning rate" in err

@@ -32,10 +32,12 @@ class ALSSettings(Settings):
     l2: float = setting(0.1, "L2 regularisation of the factors", low=0.0, high=1e6)
     alpha: float = setting(20.0, "confidence weight of an observed (playlist, track) pair", low=0.0, high=1e6)
     iterations: int = setting(15, "alternating least-squares sweeps", low=1, high=1000)
-    min_count: int = setting(2, "tracks in fewer playlists get no factors (the fallbacks cover them)", low=1,
-                             high=1_000_000)
-    max_items: int = setting(300_000, "at most this many of the most frequent tracks get factors", low=1,
-                             high=10_000_000, label="Max tracks")
+    min_count: int = setting(
+        2, "tracks in fewer playlists get no factors (the fallbacks cover them)", low=1, high=1_000_000
+    )
+    max_items: int = setting(
+        300_000, "at most this many of the most frequent tracks get factors", low=1, high=10_000_000, label="Max tracks"
+    )
     seed: int = setting(0, "random start of the factors", low=0, high=2**31 - 1)
 
 

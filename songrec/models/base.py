@@ -33,6 +33,7 @@ from songrec.settings import SettingError, Settings, split_params
 Scores = tuple[np.ndarray, np.ndarray]
 """(candidate track ids, their scores): a model's opinion on some tracks, higher is better."""
 
+
 @dataclass(frozen=True)
 class FitProgress:
     """Progress of a baseline's fit: `done` of `total` units (tracks, iterations)."""
@@ -219,8 +220,9 @@ class Recommender(ABC):
         scored = [i for i, seeds in enumerate(cleaned) if len(seeds) or (self.uses_titles and titles[i])]
         limit = n + max((len(excluded[i]) for i in scored), default=0)  # enough to skip every excluded id
         model_scores: dict[int, Scores | None] = dict(
-            zip(scored, self._score_batch([cleaned[i] for i in scored], [titles[i] for i in scored], limit),
-                strict=True)
+            zip(
+                scored, self._score_batch([cleaned[i] for i in scored], [titles[i] for i in scored], limit), strict=True
+            )
         )
         return [self._complete(model_scores.get(i), titles[i], n, excluded[i]) for i in range(len(cleaned))]
 

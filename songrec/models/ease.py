@@ -26,8 +26,13 @@ from songrec.settings import Settings, setting
 @dataclass(frozen=True)
 class EASESettings(Settings):
     owner = "ease"
-    max_items: int = setting(10_000, "the most frequent tracks in the item-item model (its memory grows with the "
-                             "square)", low=2, high=50_000, label="Max tracks")
+    max_items: int = setting(
+        10_000,
+        "the most frequent tracks in the item-item model (its memory grows with the square)",
+        low=2,
+        high=50_000,
+        label="Max tracks",
+    )
     l2: float = setting(200.0, "L2 regularisation added to the Gram matrix's diagonal", low=0.0, high=1e9)
 
 

@@ -96,8 +96,11 @@ class _Job:
         if not off_diagonal.all():  # a track is not its own neighbour
             rows = rows[off_diagonal]
             cooc = sp.csr_matrix(
-                (cooc.data[off_diagonal], cooc.indices[off_diagonal],
-                 np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=stop - start))])),
+                (
+                    cooc.data[off_diagonal],
+                    cooc.indices[off_diagonal],
+                    np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=stop - start))]),
+                ),
                 shape=cooc.shape,
             )
         if self.scale is not None:
@@ -196,16 +199,21 @@ class ItemKNNSettings(Settings):
 
     owner = "itemknn"
     neighbours: int = setting(500, "most similar tracks kept per track", low=1, high=100_000)
-    alpha: float = setting(0.9, "similarity = co-occurrence / (count_i^alpha * count_j^(1-alpha))", low=0.0,
-                           high=1.0, step=0.05)
+    alpha: float = setting(
+        0.9, "similarity = co-occurrence / (count_i^alpha * count_j^(1-alpha))", low=0.0, high=1.0, step=0.05
+    )
     min_count: int = setting(1, "tracks in fewer playlists get no neighbours", low=1, high=1_000_000)
-    max_products: int = setting(10_000_000_000, "multiply-add budget; above it co-occurrences are sampled "
-                                "(0: no budget)", low=0, high=10**15)
-    max_entries: int = setting(250_000_000, "neighbours kept in all, to cap memory (0: no cap)", low=0,
-                                high=10**12)
+    max_products: int = setting(
+        10_000_000_000, "multiply-add budget; above it co-occurrences are sampled (0: no budget)", low=0, high=10**15
+    )
+    max_entries: int = setting(250_000_000, "neighbours kept in all, to cap memory (0: no cap)", low=0, high=10**12)
     seed: int = setting(0, "seeds the sampling of a budgeted fit", low=0, high=2**31 - 1)
-    workers: int = setting(0, "processes computing blocks (0: 2 for fits of 2e8 multiply-adds or more, from the "
-                           "main thread; else 1)", low=0, high=64)
+    workers: int = setting(
+        0,
+        "processes computing blocks (0: 2 for fits of 2e8 multiply-adds or more, from the main thread; else 1)",
+        low=0,
+        high=64,
+    )
 
 
 class ItemKNNRecommender(Recommender):
@@ -224,8 +232,9 @@ class ItemKNNRecommender(Recommender):
         matrix = corpus.matrix()
         counts = corpus.track_counts
         rows = max(1, int((counts >= max(config.min_count, 1)).sum()))
-        neighbours = max(1, min(config.neighbours, config.max_entries // rows)) if config.max_entries else \
-            config.neighbours
+        neighbours = (
+            max(1, min(config.neighbours, config.max_entries // rows)) if config.max_entries else config.neighbours
+        )
         workers = config.workers
         if not workers:
             lengths = np.diff(matrix.indptr).astype(np.float64)
@@ -233,8 +242,14 @@ class ItemKNNRecommender(Recommender):
             main = threading.current_thread() is threading.main_thread()
             workers = min(2, os.cpu_count() or 1) if main and min(work, config.max_products or work) >= 2e8 else 1
         self.similarity = cosine_neighbours(
-            matrix, neighbours, alpha=config.alpha, callback=callback, min_count=config.min_count,
-            max_products=config.max_products, workers=workers, seed=config.seed,
+            matrix,
+            neighbours,
+            alpha=config.alpha,
+            callback=callback,
+            min_count=config.min_count,
+            max_products=config.max_products,
+            workers=workers,
+            seed=config.seed,
         ).astype(np.float32, copy=False)
 
     def _score(self, seeds: np.ndarray) -> Scores | None:
@@ -257,8 +272,9 @@ class ItemKNNRecommender(Recommender):
     def _load_state(self, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> None:
         shape = arrays["shape"]
         if np.size(shape) != 2 or shape[0] != self.n_tracks or shape[1] != self.n_tracks:
-            raise CheckpointError(f"damaged itemknn checkpoint: similarity shape {shape.tolist()} for "
-                                  f"{self.n_tracks} tracks")
+            raise CheckpointError(
+                f"damaged itemknn checkpoint: similarity shape {shape.tolist()} for {self.n_tracks} tracks"
+            )
         self.similarity = checked_csr(arrays["data"], arrays["indices"], arrays["indptr"], shape, "similarity")
 
     def explain(self, seeds, track_ids, corpus: Corpus | None = None) -> list[str]:

@@ -32,6 +32,8 @@ class PopularityRecommender(Recommender):
                 continue
             top = 10 ** int(np.ceil(np.log10(rank[track] + 1.5)))  # 1st-9th: top 10; 10th-99th: top 100, ...
             count = int(self.popularity[track])
-            reasons.append(f"one of the {top:,} most popular tracks ({count:,} time{'s' if count != 1 else ''} in the "
-                           "training playlists)")
+            reasons.append(
+                f"one of the {top:,} most popular tracks ({count:,} time{'s' if count != 1 else ''} in the "
+                "training playlists)"
+            )
         return reasons
