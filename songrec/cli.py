@@ -78,17 +78,22 @@ def _load(
     return corpus, report
 
 
+DEFAULT_MODEL = "itemknn"
+
+
+def _model_names(model: str | None, command: str | None) -> list[str]:
+    """The names in a --model value (comma-separated); without one, the command's default model."""
+    default = "neural" if command == "train" else DEFAULT_MODEL
+    return [name.strip() for name in (model or default).split(",") if name.strip()]
+
+
 def _chosen_models(argv: Sequence[str]) -> list[str]:
     """The model names given with --model (before the full parse, which adds their settings as options)."""
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--model", default=None)
     probe.add_argument("command", nargs="?")
     known, _ = probe.parse_known_args(argv)
-    default = "neural" if known.command == "train" else DEFAULT_MODEL
-    return [name.strip() for name in (known.model or default).split(",") if name.strip()]
-
-
-DEFAULT_MODEL = "itemknn"
+    return _model_names(known.model, known.command)
 
 
 def _settings_classes(names: Sequence[str]) -> list[type[Settings]]:
@@ -150,8 +155,7 @@ def model_params(args: argparse.Namespace, name: str, shared: dict | None = None
 
 
 def _chosen_models_of(args: argparse.Namespace) -> list[str]:
-    default = "neural" if args.command == "train" else DEFAULT_MODEL
-    return [name.strip() for name in (args.model or default).split(",") if name.strip()]
+    return _model_names(args.model, args.command)
 
 
 def _check_params(args: argparse.Namespace) -> None:

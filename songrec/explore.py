@@ -13,7 +13,7 @@ import pandas as pd
 
 from songrec.corpus import Corpus
 from songrec.metrics import Evaluation, evaluate_model, ndcg, r_precision
-from songrec.models.base import Recommender, co_occurrence_reasons
+from songrec.models.base import Recommender
 from songrec.protocol import CATEGORY_NAMES, make_cases
 
 FOLLOWER_BUCKETS = (
@@ -161,11 +161,8 @@ def recommendation_table(
 
 
 def explain(model, corpus: Corpus, seeds: Sequence[int] | np.ndarray, ids: Sequence[int] | np.ndarray) -> list[str]:
-    """Why each of `ids` was recommended for `seeds`: the model's own `explain`, counted in `corpus`;
-    the co-occurrence default for a wrapped model (a checkpoint aligned to this corpus)."""
-    if isinstance(model, Recommender):
-        return model.explain(seeds, ids, corpus)
-    return co_occurrence_reasons(corpus, seeds, ids)
+    """Why each of `ids` was recommended for `seeds`: the model's own `explain`, counted in `corpus`."""
+    return model.explain(seeds, ids, corpus)
 
 
 def holdout_scores(ids: np.ndarray, truth: np.ndarray) -> dict[str, float]:

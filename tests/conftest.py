@@ -71,3 +71,24 @@ def demo_track_genres(demo_corpus: Corpus) -> np.ndarray:
     missing = [u for u in demo_corpus.tracks["uri"] if u not in genre_of_uri]
     assert not missing, "the demo catalogue no longer matches write_demo's: update this fixture"
     return np.array([genre_of_uri[u] for u in demo_corpus.tracks["uri"]], dtype=object)
+
+
+@pytest.fixture(scope="session")
+def app_demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app tests' demo data: 400 generated playlists (seed 0), one folder for every app test module."""
+    folder = tmp_path_factory.mktemp("app-demo")
+    write_demo(folder, 400, seed=0)
+    return folder
+
+
+@pytest.fixture
+def app(app_demo_folder: Path, monkeypatch: pytest.MonkeyPatch):
+    """The real app.py in AppTest on the app demo data, after its first run."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SONGREC_DEMO_DIR", str(app_demo_folder))
+    monkeypatch.delenv("SONGREC_DATA_DIR", raising=False)
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at

@@ -28,23 +28,6 @@ PAGES = {
 }
 
 
-@pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("app-demo")
-    write_demo(folder, 400, seed=0)
-    return folder
-
-
-@pytest.fixture
-def app(demo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("SONGREC_DEMO_DIR", str(demo_folder))
-    monkeypatch.delenv("SONGREC_DATA_DIR", raising=False)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
-
-
 def goto(at: AppTest, page: str) -> AppTest:
     at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
@@ -107,11 +90,11 @@ def test_dataset_page_shows_counts_charts_and_browser(app: AppTest) -> None:
     assert len(names) and names.str.lower().str.contains("christmas").all()
 
 
-def test_upload_keeps_good_files_and_names_bad_ones(app: AppTest, demo_folder: Path) -> None:
+def test_upload_keeps_good_files_and_names_bad_ones(app: AppTest, app_demo_folder: Path) -> None:
     goto(app, "train")
     button(app, "Fit popularity").click().run()  # fitted on the demo data, used on the upload below
     goto(app, "dataset")
-    good = (demo_folder / "mpd.slice.0-999.json").read_bytes()
+    good = (app_demo_folder / "mpd.slice.0-999.json").read_bytes()
     data = json.loads(good)
     data["playlists"] = data["playlists"][:50]
     small = json.dumps(data).encode()
@@ -140,7 +123,7 @@ def test_upload_keeps_good_files_and_names_bad_ones(app: AppTest, demo_folder: P
 
 
 def test_server_folder_with_files_to_load(
-    app: AppTest, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: AppTest, app_demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_demo(tmp_path / "mpd", 2500, seed=5)  # three slice files
     monkeypatch.setenv("SONGREC_DATA_DIR", str(tmp_path))
@@ -290,14 +273,14 @@ def stop_and_wait(job) -> None:
 
 
 def test_a_reload_with_the_same_link_keeps_data_and_models_and_another_link_sees_none(
-    app: AppTest, demo_folder: Path
+    app: AppTest, app_demo_folder: Path
 ) -> None:
     token = app.query_params["session"]
     assert token and len(token) >= 32  # made on the first visit and put in the URL
     goto(app, "train")
     button(app, "Fit itemknn").click().run()
     goto(app, "dataset")
-    data = json.loads((demo_folder / "mpd.slice.0-999.json").read_bytes())
+    data = json.loads((app_demo_folder / "mpd.slice.0-999.json").read_bytes())
     data["playlists"] = data["playlists"][:30]
     app.segmented_control(key="dataset_source").set_value("Upload slices").run()
     app.file_uploader(key="slice_upload").set_value([("mine.json", json.dumps(data).encode(), "application/json")])

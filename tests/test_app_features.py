@@ -7,36 +7,17 @@ The same small generated data as test_app.py (400 playlists), and its helpers.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest, app_test
-from test_app import APP, button, goto, user
+from test_app import button, goto, user
 
 from songrec import explore
 from songrec.ingest import load_corpus
 from songrec.mpd import read_slice
-from songrec.synthetic import write_demo
-
-
-@pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("app-features-demo")
-    write_demo(folder, 400, seed=0)
-    return folder
-
-
-@pytest.fixture
-def app(demo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("SONGREC_DEMO_DIR", str(demo_folder))
-    monkeypatch.delenv("SONGREC_DATA_DIR", raising=False)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def wait_for_replay(at: AppTest, timeout: float = 120) -> None:

@@ -280,7 +280,7 @@ def test_a_reload_keeps_the_fitted_models(browser, server: str) -> None:
     page.close()
 
 
-def test_a_reload_finds_the_training_still_running_then_done(browser, server: str) -> None:
+def test_a_reload_finds_the_training_still_running_and_its_result(browser, server: str) -> None:
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -289,7 +289,9 @@ def test_a_reload_finds_the_training_still_running_then_done(browser, server: st
     settle(page)
     open_page(page, "Train")
     form = train_form(page)
-    set_number(form, "Epochs", 2)
+    # Long enough that the reload always lands mid-run, however fast the machine: it is stopped below.
+    set_number(form, "Epochs", 500)
+    set_number(form, "Patience", 0)
     set_number(form, "Embedding size", 32)
     set_number(form, "Hidden size", 64)
     page.get_by_role("button", name="Train neural model").click()
@@ -300,11 +302,13 @@ def test_a_reload_finds_the_training_still_running_then_done(browser, server: st
     page.get_by_role("button", name="Stop training").wait_for(timeout=15_000)  # the job, still running
     assert "Training the neural model" in sidebar_text(page)
     shoot(page, "08-train-after-reload")
-    page.get_by_text("Trained 2 epochs").wait_for(timeout=120_000)  # its result, collected after the reload
-    page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"neural · \w+ · 2 epochs")).wait_for(
+    page.get_by_text(re.compile(r"epoch [2-9]\d*/500")).first.wait_for(timeout=120_000)  # an epoch done
+    page.get_by_role("button", name="Stop training").click()
+    page.get_by_text(re.compile(r"Stopped after \d+ epoch")).wait_for(timeout=120_000)  # collected after the reload
+    page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"neural · \w+ · \d+ epochs?")).wait_for(
         timeout=15_000
     )
-    assert train_form(page).get_by_label("Epochs", exact=True).input_value() == "2"  # the chosen settings came back too
+    assert train_form(page).get_by_label("Epochs", exact=True).input_value() == "500"  # the chosen settings came back
     assert page.locator('[data-testid="stException"]').count() == 0
     assert not errors, errors
     page.close()

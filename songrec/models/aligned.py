@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from songrec.corpus import Corpus
-from songrec.models.base import Recommender, Scores
+from songrec.models.base import Recommender, Scores, co_occurrence_reasons
 
 
 class AlignedRecommender:
@@ -36,3 +36,7 @@ class AlignedRecommender:
 
     def recommend(self, seeds, title=None, n: int = 500, exclude=None) -> Scores:
         return self.recommend_batch([seeds], [title], n, [exclude])[0]
+
+    def explain(self, seeds, ids, corpus: Corpus) -> list[str]:
+        """The co-occurrence default, counted in this corpus (the wrapped model's own reasons speak of its ids)."""
+        return co_occurrence_reasons(corpus, seeds, ids)
