@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 from songrec.models.base import Recommender
 from songrec.mpd import ChallengePlaylist, ChallengeSet, Track, read_challenge
 from songrec.protocol import Case
@@ -74,7 +75,7 @@ def submission_rows(
             uris = [model.track_uris[i] for i in ids.tolist()]
             uris = [u for u in uris if u not in seed_uris]
             if len(uris) < SUBMISSION_SIZE:
-                raise ValueError(
+                raise UserError(
                     f"playlist pid {playlist.pid}: only {len(uris)} distinct tracks to recommend; "
                     f"a submission needs {SUBMISSION_SIZE} (train on more playlists)"
                 )

@@ -29,6 +29,7 @@ from typing import BinaryIO
 import numpy as np
 from safetensors.numpy import save, save_file
 
+from songrec.errors import UserError
 from songrec.mpd import configured_size, format_size
 
 FORMAT = "songrec-checkpoint"
@@ -65,7 +66,7 @@ CheckpointTarget = str | os.PathLike | BinaryIO
 """Where a checkpoint is written: a path or a binary file open for writing."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A file that is not a songrec checkpoint, or one for another model."""
 
 
@@ -120,7 +121,7 @@ def _encode_strings(key: str, values: list[str]) -> tuple[np.ndarray, np.ndarray
     encoded = [v.encode("utf-8") for v in values]
     for index, value in enumerate(encoded):
         if len(value) > MAX_STRING_BYTES:
-            raise ValueError(
+            raise UserError(
                 f"string table {key!r}: entry {index} is {len(value):,} bytes, more than the "
                 f"{MAX_STRING_BYTES:,} a checkpoint may hold per string"
             )

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from songrec.config import DataSettings, EvaluationSettings
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 from songrec.ingest import load_corpus
 from songrec.mpd import LoadReport, MPDFormatError, find_slice_files, parse_size
 from songrec.settings import SettingError, Settings, add_options, coerce, given_options, parse_param, specs
@@ -151,7 +152,20 @@ def model_params(args: argparse.Namespace, name: str, shared: dict | None = None
             continue  # an unprefixed setting reaches the models that have it
         texts[key] = value
     params.update(coerce(classes, texts, name))
+    _check_device(params.get("device"), name)
     return params
+
+
+def _check_device(device: object, name: str) -> None:
+    """A GPU asked for that this machine lacks is the user's mistake (a message), found before data is read."""
+    if device not in ("cuda", "mps"):
+        return
+    from songrec.models.network import pick_device  # torch: only when a GPU is named
+
+    try:
+        pick_device(str(device))
+    except ValueError as exc:
+        raise SettingError(f"{name} setting device: {exc}") from None
 
 
 def _chosen_models_of(args: argparse.Namespace) -> list[str]:
@@ -658,9 +672,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MPDFormatError as exc:
         print(f"songrec: {exc}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, ValueError) as exc:
+    except _user_errors() as exc:  # evaluated when something is raised: after training may have been imported
         print(f"songrec: {exc}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors of a user's mistake, which get a one-line message: UserError (a bad setting, checkpoint
+    or file, too little data: SettingError, CheckpointError, SparseFormatError...), a missing file, and a
+    training run that diverged. Any other exception is a bug and keeps its traceback. TrainingDiverged
+    counts only once songrec.training is loaded (importing it loads torch; unloaded, it was not raised)."""
+    errors: tuple[type[Exception], ...] = (UserError, FileNotFoundError)
+    training = sys.modules.get("songrec.training")
+    diverged = getattr(training, "TrainingDiverged", None)
+    return errors + (diverged,) if diverged is not None else errors
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 from songrec.metrics import Evaluation, evaluate_model, ndcg, r_precision
 from songrec.models.base import Recommender
 from songrec.protocol import CATEGORY_NAMES, make_cases
@@ -423,7 +424,7 @@ def genre_pair(corpus: Corpus, n_seeds: int = 20) -> tuple[int, int]:
     for genre in ("country", "christmas"):
         found = np.flatnonzero((labels == genre) & (lengths > n_seeds))
         if not len(found):
-            raise ValueError(f"no {genre} playlist of more than {n_seeds} tracks in these playlists")
+            raise UserError(f"no {genre} playlist of more than {n_seeds} tracks in these playlists")
         rows.append(int(found[np.argmax(lengths[found])]))
     return rows[0], rows[1]
 

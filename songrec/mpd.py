@@ -23,6 +23,8 @@ from typing import IO, Annotated
 
 import msgspec
 
+from songrec.errors import UserError
+
 SLICE_PATTERN = re.compile(r"^mpd\.slice\.(\d+)-(\d+)\.json(\.gz)?$")
 
 DEFAULT_MAX_FILE_SIZE = 256 << 20
@@ -90,7 +92,7 @@ class ChallengeSet(msgspec.Struct, omit_defaults=True, kw_only=True):
     playlists: list[ChallengePlaylist]
 
 
-class MPDFormatError(ValueError):
+class MPDFormatError(UserError):
     """A file that is not a valid MPD slice: names the file, the field and the problem."""
 
     def __init__(self, file: str, field: str, problem: str) -> None:
@@ -238,7 +240,7 @@ def configured_size(value: int | None, variable: str, default: int) -> int:
     try:
         return parse_size(configured)
     except ValueError as exc:
-        raise ValueError(f"{variable}: {exc}") from None
+        raise UserError(f"{variable}: {exc}") from None
 
 
 def file_size_limit(value: int | None = None) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 
 if TYPE_CHECKING:
     import altair as alt
@@ -39,7 +40,7 @@ def model_embeddings(model, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
 
 def _own_embeddings(model) -> tuple[np.ndarray, np.ndarray]:
     if not hasattr(model, "track_embeddings"):
-        raise ValueError(f"the {getattr(model, 'name', 'chosen')} model has no track embeddings")
+        raise UserError(f"the {getattr(model, 'name', 'chosen')} model has no track embeddings")
     ids, vectors = model.track_embeddings()
     return np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
 
@@ -185,7 +186,7 @@ def write_projection(frame: pd.DataFrame, path: str | os.PathLike, title: str = 
         try:
             import vl_convert  # noqa: F401  (Altair inlines the Vega JavaScript through it)
         except ImportError:
-            raise ValueError(
+            raise UserError(
                 f"{path}: a self-contained HTML chart needs vl-convert-python (pip install "
                 "vl-convert-python); or write .csv"
             ) from None

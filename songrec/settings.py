@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+from songrec.errors import UserError
+
 _KEY = "songrec"
 
 
-class SettingError(ValueError):
+class SettingError(UserError):
     """A setting that is unknown, of the wrong type or outside its allowed range."""
 
 

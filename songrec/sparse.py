@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from songrec.errors import UserError
 
-class SparseFormatError(ValueError):
+
+class SparseFormatError(UserError):
     """CSR arrays that do not describe a matrix of the expected shape (a damaged or forged checkpoint)."""
 
 

@@ -83,3 +83,15 @@ def test_settings_classes_refuse_out_of_range_values() -> None:
     with pytest.raises(SettingError, match="unknown neural setting colour"):
         NetworkSettings.build({"colour": "blue"})
     assert TrainSettings(epochs="3").epochs == 3  # text from a form or the CLI is converted
+
+
+def test_a_gpu_this_machine_lacks_is_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data, out = str(tmp_path / "no-such-folder"), str(tmp_path / "m.st")
+    code = main(["train", "--data", data, "--out", out, "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and "songrec: neural setting device: " in err and "no CUDA GPU" in err
+    assert "Traceback" not in err

@@ -11,14 +11,18 @@ from pathlib import Path
 import pytest
 from factories import playlist, slice_bytes
 
+from songrec import cli
 from songrec.challenge import read_challenge
+from songrec.checkpoint import CheckpointError
 from songrec.cli import build_parser, main, model_params
 from songrec.config import EvaluationSettings
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 from songrec.models import make_model
 from songrec.mpd import read_slice
 from songrec.protocol import CATEGORIES, CATEGORY_NAMES
-from songrec.settings import given_options
+from songrec.settings import SettingError, given_options
+from songrec.sparse import SparseFormatError
 
 COMMANDS = ("stats", "generate", "challenge-set", "evaluate", "submit", "train", "recommend", "genres", "embed")
 SCORE_KEYS = {"r_precision", "r_precision_tracks", "ndcg", "clicks", "hit_at_15", "cases", "coverage"}
@@ -371,3 +375,41 @@ def test_cache_dir_is_written_then_reused(demo_dir, tmp_path, capsys) -> None:
     assert any(cache.iterdir()), "the first load should leave a cached corpus"
     assert main(["--cache-dir", str(cache), "stats", str(demo_dir), "--json"]) == 0
     assert capsys.readouterr().out == first
+
+
+# --- errors: a user's mistake gets one line, a bug keeps its traceback -------------------------------------------
+
+
+def _raises(error: Exception):
+    def command(args) -> int:
+        raise error
+
+    return command
+
+
+@pytest.mark.parametrize("error", [ValueError("an internal bug"), KeyError("track"), IndexError("row 7")])
+def test_an_internal_error_keeps_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: Exception
+) -> None:
+    monkeypatch.setattr(cli, "cmd_generate", _raises(error))
+    with pytest.raises(type(error)) as caught:
+        main(["generate", "--out", str(tmp_path / "gen")])
+    assert caught.value is error
+
+
+def test_the_project_s_user_errors_get_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    from songrec.training import TrainingDiverged
+
+    for error in (
+        SettingError("neural setting epochs must be from 1 to 1000, not 0"),
+        CheckpointError("m.safetensors: not a songrec checkpoint"),
+        SparseFormatError("item_sims: offsets do not match 3 entries"),
+        UserError("the popularity model has no track embeddings"),
+        TrainingDiverged("the loss became NaN at epoch 2"),
+        FileNotFoundError("no such file: x.json"),
+    ):
+        monkeypatch.setattr(cli, "cmd_generate", _raises(error))
+        code, _, err = run(capsys, "generate", "--out", tmp_path / "gen")
+        assert code == 2 and err == f"songrec: {error}\n", (error, err)

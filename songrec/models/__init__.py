@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 
 from songrec.checkpoint import CheckpointError, CheckpointSource, read_checkpoint
+from songrec.errors import UserError
 from songrec.models.base import Recommender
 
 
@@ -56,7 +57,7 @@ def model_class(name: str) -> type[Recommender]:
     """The class for a model name; heavy modules (torch, implicit) load only when asked for."""
     entry = _REGISTRY.get(name)
     if entry is None:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(_REGISTRY)}")
+        raise UserError(f"unknown model {name!r}; choose from {', '.join(_REGISTRY)}")
     if isinstance(entry.target, type):
         return entry.target
     module, attribute = entry.target.split(":")

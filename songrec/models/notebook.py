@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 from songrec.models.base import FitCallback, FitProgress, Recommender, Scores
 from songrec.models.network import MLP
 from songrec.settings import Settings, setting
@@ -172,7 +173,7 @@ class NotebookRecommender(Recommender):
         self.build_vocabulary(corpus)
         inputs, targets = self.notebook_examples(corpus)
         if len(inputs) == 0:
-            raise ValueError(f"the notebook model needs playlists of at least {MIN_TRACKS} tracks; none were given")
+            raise UserError(f"the notebook model needs playlists of at least {MIN_TRACKS} tracks; none were given")
         torch.manual_seed(s.seed)
         rng = np.random.default_rng(s.seed)
         self.network = NotebookNetwork(len(self.words), s.embedding_dim, s.hidden_dim, s.tied_head)

@@ -20,6 +20,7 @@ from pathlib import Path
 import streamlit as st
 
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 from songrec.ingest import load_corpus
 from songrec.mpd import LoadReport, find_slice_files
 from songrec.ui.session import current
@@ -30,7 +31,7 @@ DEMO_SEED = 0
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """Data that cannot be used, in words fit for the page (never a server path or a traceback)."""
 
 
