@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import corpus_of, playlist
 from safetensors.numpy import save_file
 
 from songrec.checkpoint import CheckpointError, checkpoint_kind, load_checkpoint, save_checkpoint
 from songrec.corpus import Corpus
 from songrec.models import load_model, make_model, model_class, model_names
+from songrec.models.aligned import AlignedRecommender
 from songrec.models.base import top_n
 from songrec.models.itemknn import ItemKNNRecommender
 from songrec.models.popularity import PopularityRecommender
@@ -131,3 +133,50 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         assert loaded[key].dtype == arrays[key].dtype
     assert loaded_strings == strings
     assert not path.read_bytes().startswith(b"\x80"), "not a pickle"
+
+
+# --- a saved model on another corpus (AlignedRecommender) ---------------------------------------------------------
+
+
+def _aligned_pair() -> tuple[AlignedRecommender, Corpus]:
+    """Popularity fitted where x1, x2, x3 are the most played tracks, aligned to a corpus without them.
+
+    model ids: x1 0, x2 1, x3 2, a 3, b 4, c 5, d 6 (a-d played once each); corpus ids: e 0, a 1, b 2, c 3,
+    d 4 (e unknown to the model, d the corpus's last track)."""
+    trained = corpus_of(
+        [playlist(1, ["x1", "x2", "x3", "a"]), playlist(2, ["x1", "x2", "x3", "b"])]
+        + [playlist(3, ["x1", "x2", "x3", "c"]), playlist(4, ["x1", "d"])]
+    )
+    corpus = corpus_of([playlist(10, ["e", "a"]), playlist(11, ["b", "c", "e"]), playlist(12, ["d"])])
+    return AlignedRecommender(make_model("popularity").fit(trained), corpus), corpus
+
+
+def test_aligned_model_ignores_negative_and_out_of_range_excludes() -> None:
+    aligned, corpus = _aligned_pair()
+    a, b, c, d = corpus.track_ids(["a", "b", "c", "d"]).tolist()
+    assert d == corpus.n_tracks - 1
+    ids, _ = aligned.recommend([], n=4, exclude=[-1])
+    assert ids.tolist() == [a, b, c, d]  # -1 is no track: it must not exclude the last one
+    (ids, _), (other, _) = aligned.recommend_batch([[], [a]], [None, None], 3, [[-5, 99, b], None])
+    assert ids.tolist() == [a, c, d] and other.tolist() == [b, c, d]
+
+
+def test_aligned_model_returns_n_tracks_when_its_best_are_unknown_here() -> None:
+    aligned, corpus = _aligned_pair()
+    a, b, c, d, e = corpus.track_ids(["a", "b", "c", "d", "e"]).tolist()
+    for n in (1, 2, 3, 4):  # the model's top 3 are not in the corpus: it is asked again for more
+        assert aligned.recommend([], n=n)[0].tolist() == [a, b, c, d][:n]
+        ids, scores = aligned.recommend([e], n=n)  # e is unknown to the model: no seed it knows
+        assert ids.tolist() == [a, b, c, d][:n]
+    ids, scores = aligned.recommend([a], n=4)  # the model has three more tracks here: e (the most played) fills
+    assert ids.tolist() == [b, c, d, e] and np.isnan(scores[-1]) and np.isfinite(scores[:3]).all()
+    (first, _), (second, _) = aligned.recommend_batch([[b], [e, c]], [None, None], 5)
+    assert first.tolist() == [a, c, d, e] and second.tolist() == [a, b, d]  # every track but the seeds
+    assert len(aligned.recommend([], n=500)[0]) == corpus.n_tracks
+
+
+def test_aligned_model_explains_in_its_corpus_by_default() -> None:
+    aligned, corpus = _aligned_pair()
+    seeds, ids = corpus.track_ids(["e"]), corpus.track_ids(["a", "b", "d"])
+    assert aligned.explain(seeds, ids) == aligned.explain(seeds, ids, corpus)
+    assert aligned.explain(seeds, ids, corpus=corpus)[0]  # a co-occurs with the seed e
