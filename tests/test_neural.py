@@ -11,7 +11,7 @@ from factories import FAST_NEURAL as FAST
 from recommender_checks import RecommenderBaseTestMixin, genre_rows
 
 from songrec.corpus import Corpus
-from songrec.models import make_model
+from songrec.models import load_model, make_model
 from songrec.models.base import Recommender
 from songrec.models.network import PlaylistEnsemble, PlaylistModel
 from songrec.models.neural import NeuralRecommender
@@ -132,3 +132,23 @@ def test_int8_serving_ranks_like_exact_serving(trained_neural, demo_split) -> No
         ids, _ = quantised.recommend(seeds, None, n)
         truth, _ = trained_neural.recommend(seeds, None, n)
         assert len(set(ids.tolist()) & set(truth.tolist())) >= 0.95 * n
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_checkpoint_naming_a_gpu_loads_on_a_machine_without_it(demo_split, tmp_path, monkeypatch, device) -> None:
+    """Checkpoints saved with their training settings name the device they were trained on: on a machine
+    without that GPU the model loads on one that is there, and says so."""
+    model = make_model("neural", **{**FAST, "epochs": 1, "members": 1}).fit(demo_split[0])
+    monkeypatch.setattr(model, "config", lambda: {**model.network_settings.as_dict(), "device": device})
+    path = tmp_path / "gpu.safetensors"
+    model.save(path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine, also where a GPU is
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match=rf"gpu\.safetensors: saved for device '{device}'.*runs on cpu"):
+        loaded = load_model(path)
+    assert loaded.device.type == "cpu" and loaded.train_settings.device == "auto"
+    seeds = demo_split[1].playlist_tracks(0)[:5]
+    ids, scores = loaded.recommend(seeds, None, 20)
+    assert len(ids) == 20 and not np.isin(ids, seeds).any()
+    np.testing.assert_array_equal(ids, model.recommend(seeds, None, 20)[0])

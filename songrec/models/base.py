@@ -8,6 +8,7 @@ evaluation, genre validation, CLI and app never branch on which model it is.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -290,6 +291,7 @@ class Recommender(ABC):
         """The model a checkpoint's parts describe, every part checked before it is used: a forged or
         damaged file gives a CheckpointError that names `source`, never a traceback or a silent model."""
         try:
+            config, missing_device = _device_here(config)
             model = cls(**config)
             uris = strings.pop("track_uris", None)
             popularity = arrays.pop("popularity", None)
@@ -310,6 +312,12 @@ class Recommender(ABC):
             raise CheckpointError(f"{source}: {str(exc).removeprefix(source + ': ')}") from None
         except (SettingError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"{source}: damaged {cls.name} checkpoint ({type(exc).__name__}: {exc})") from None
+        if missing_device:
+            warnings.warn(
+                f"{source}: saved for device {missing_device!r}, which this machine lacks: the model runs on "
+                f"{getattr(model, 'device', 'cpu')}",
+                stacklevel=3,
+            )
         return model
 
     # --- why this song ------------------------------------------------------------------------------------------
@@ -338,6 +346,22 @@ class Recommender(ABC):
                 "corpus is gone): pass corpus="
             )
         return found
+
+
+def _device_here(config: dict) -> tuple[dict, str]:
+    """(config, "") or, when the checkpoint names a GPU this machine lacks, (config with device "auto", the
+    device it named). Checkpoints saved with their training settings name the device they were trained on;
+    a model loads on any machine, on a device that is there."""
+    device = config.get("device")
+    if not isinstance(device, str) or device not in ("cuda", "mps"):
+        return config, ""
+    from songrec.models.network import pick_device  # torch: only for a model that names a GPU
+
+    try:
+        pick_device(device)
+    except ValueError:
+        return {**config, "device": "auto"}, device
+    return config, ""
 
 
 def co_occurrences(corpus: Corpus, seeds: np.ndarray, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
