@@ -19,7 +19,16 @@ from songrec.corpus import Corpus
 from songrec.errors import UserError
 from songrec.ingest import load_corpus
 from songrec.mpd import LoadReport, MPDFormatError, find_slice_files, parse_size
-from songrec.settings import SettingError, Settings, add_options, coerce, given_options, parse_param, specs
+from songrec.settings import (
+    SettingError,
+    Settings,
+    SettingSpec,
+    add_options,
+    coerce,
+    given_options,
+    parse_param,
+    specs,
+)
 
 
 def _progress(desc: str, unit: str = "it"):
@@ -546,6 +555,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number_option(
+    parser: argparse.ArgumentParser,
+    option: str,
+    kind: type,
+    default: int | float | None,
+    help: str,
+    low: float | None = None,
+    high: float | None = None,
+) -> None:
+    """A command's own number option, converted and range-checked like a setting (its range in the help)."""
+    spec = SettingSpec(option.removeprefix("--").replace("-", "_"), kind, default, help, "", low, high)
+    shown = "" if default is None else f"; default {default}"
+    parser.add_argument(option, type=spec.argument, default=default, help=f"{help} ({spec.allowed()}{shown})")
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; `argv` decides which models' settings become options (those named by --model)."""
     models = _chosen_models(sys.argv[1:] if argv is None else argv)
@@ -572,12 +596,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     stats.set_defaults(run=cmd_stats)
 
     generate = commands.add_parser("generate", help="write generated demo slices in the MPD format")
-    generate.add_argument("--playlists", type=int, default=2000)
-    generate.add_argument(
-        "--tracks", type=int, default=None, help="unique tracks (default: 2.26 per playlist, as in MPD)"
+    _number_option(generate, "--playlists", int, 2000, "playlists to generate", low=1, high=10_000_000)
+    _number_option(
+        generate, "--tracks", int, None, "unique tracks (default: 2.26 per playlist, as in MPD)", low=1, high=10_000_000
     )
     generate.add_argument("--out", required=True)
-    generate.add_argument("--seed", type=int, default=0)
+    _number_option(generate, "--seed", int, 0, "seeds the generated playlists", low=0, high=2**31 - 1)
     generate.set_defaults(run=cmd_generate)
 
     challenge = commands.add_parser(
@@ -586,8 +610,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     challenge.add_argument("paths", nargs="+")
     challenge.add_argument("--out", required=True)
     challenge.add_argument("--truth", help="also write the withheld tracks as JSON {pid: [uri, ...]}")
-    challenge.add_argument("--seed", type=int, default=0)
-    challenge.add_argument("--max-cases", type=int, default=None)
+    _number_option(challenge, "--seed", int, 0, "seeds the choice of cases", low=0, high=2**31 - 1)
+    _number_option(
+        challenge, "--max-cases", int, None, "challenge playlists at most (default: all)", low=1, high=10_000_000
+    )
     challenge.set_defaults(run=cmd_challenge_set)
 
     evaluate = commands.add_parser("evaluate", help="train on --train and score on challenge cases from --test")
@@ -623,7 +649,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     recommend.add_argument("--seeds", help="the playlist's tracks as Spotify URIs, comma-separated")
     recommend.add_argument("--playlist", type=int, help="or: the pid of a playlist in the data (its tracks and title)")
     recommend.add_argument("--title", help="the playlist's title (with --playlist: instead of its own)")
-    recommend.add_argument("--n", type=int, default=15, help="recommendations (default 15)")
+    _number_option(recommend, "--n", int, 15, "recommendations", low=1, high=500)
     recommend.add_argument("--json", action="store_true")
     _add_model_options(recommend, models)
     recommend.set_defaults(run=cmd_recommend)
@@ -643,9 +669,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="a genre's keywords (whole words of playlist names), replacing or adding to country, "
         "hip-hop and christmas",
     )
-    genres.add_argument("--n", type=int, default=15, help="top N recommendations counted (default 15)")
-    genres.add_argument("--seeds", type=int, default=10, help="seed tracks: the first K of each playlist (default 10)")
-    genres.add_argument("--max-playlists", type=int, default=300, help="playlists per genre at most (default 300)")
+    _number_option(genres, "--n", int, 15, "top N recommendations counted", low=1, high=500)
+    _number_option(genres, "--seeds", int, 10, "seed tracks: the first K of each playlist", low=1, high=250)
+    _number_option(genres, "--max-playlists", int, 300, "playlists per genre at most", low=1)
     genres.add_argument("--json", action="store_true")
     genres.set_defaults(checkpoint=None)
     _add_model_options(genres, models, several=True)
@@ -655,8 +681,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     embed.add_argument("--train", nargs="+", help="slices: SVD vectors (default) or a fitted --model's embeddings")
     embed.add_argument("--checkpoint", help="a saved model with embeddings (neural, notebook); needs --data")
     embed.add_argument("--data", nargs="+", help="with --checkpoint: slices naming its tracks")
-    embed.add_argument("--n", type=int, default=2000, help="the most frequent tracks mapped (default 2000)")
-    embed.add_argument("--perplexity", type=float, default=30.0)
+    _number_option(embed, "--n", int, 2000, "the most frequent tracks mapped", low=1, high=100_000)
+    _number_option(embed, "--perplexity", float, 30.0, "t-SNE's neighbourhood size", low=1.0, high=1000.0)
     embed.add_argument("--out", required=True, help="FILE.csv (x, y, track, artist, genre, ...) or FILE.html")
     _add_model_options(embed, [m for m in models if m != DEFAULT_MODEL])
     embed.set_defaults(run=cmd_embed)

@@ -89,6 +89,15 @@ class SettingSpec:
                 raise SettingError(f"{problem}, not {given}")
         return converted
 
+    def argument(self, text: str) -> Any:
+        """A command-line option's value (`type=spec.argument`), converted and checked as `check` does; else an
+        argparse error naming the option and its range, "argument --n: must be from 1 to 500, not 0" (exit
+        status 2, before any data is read)."""
+        try:
+            return self.check(text)
+        except SettingError:
+            raise argparse.ArgumentTypeError(f"must be {self.allowed()}, not {text.strip() or repr(text)}") from None
+
     def _convert(self, value: Any) -> Any:
         if self.kind is int:
             if isinstance(value, bool):

@@ -413,3 +413,26 @@ def test_the_project_s_user_errors_get_one_line(
         monkeypatch.setattr(cli, "cmd_generate", _raises(error))
         code, _, err = run(capsys, "generate", "--out", tmp_path / "gen")
         assert code == 2 and err == f"songrec: {error}\n", (error, err)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["recommend", "--seeds", "u:a", "--n", "0"], "argument --n: must be from 1 to 500, not 0"),
+        (["embed", "--out", "map.csv", "--perplexity", "-1"], "argument --perplexity: must be from 1 to 1000, not -1"),
+        (["embed", "--out", "map.csv", "--n", "0"], "argument --n: must be from 1 to 100_000, not 0"),
+        (["generate", "--out", "gen", "--playlists", "0"], "argument --playlists: must be from 1 to 10_000_000, not 0"),
+        (["generate", "--out", "gen", "--seed", "-1"], "argument --seed: must be from 0 to 2_147_483_647, not -1"),
+        (["genres", "--train", "x", "--seeds", "0"], "argument --seeds: must be from 1 to 250, not 0"),
+        (["genres", "--train", "x", "--max-playlists", "-3"], "argument --max-playlists: must be 1 or more, not -3"),
+        (["challenge-set", "x", "--out", "c.json", "--max-cases", "0"], "argument --max-cases: must be from 1 to"),
+        (["recommend", "--seeds", "u:a", "--n", "ten"], "argument --n: must be from 1 to 500, not ten"),
+    ],
+)
+def test_a_command_s_numbers_are_range_checked(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arguments: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *arguments)
+    assert code == 2 and message in err and not out
+    assert not any(tmp_path.iterdir())  # refused before anything is read or written
