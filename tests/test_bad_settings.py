@@ -23,6 +23,7 @@ BAD_TRAINING = [
     ("--learning-rate", "nan", "neural setting learning_rate must be from 1e-06 to 1, not nan"),
     ("--members", "two", "neural setting members must be from 1 to 8, not two"),
     ("--tied", "maybe", "neural setting tied must be true or false, not maybe"),
+    ("--tied", "ture", "neural setting tied must be true or false, not ture"),
 ]
 
 

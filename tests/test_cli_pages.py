@@ -104,6 +104,27 @@ def test_embed_a_model_s_embeddings(capsys: pytest.CaptureFixture, demo_dir: Pat
     assert len(out.read_text().splitlines()) == 101
 
 
+def test_embed_a_checkpoint_s_embeddings_on_its_data(
+    capsys: pytest.CaptureFixture, demo_dir: Path, demo_corpus: Corpus, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "neural.safetensors"
+    tiny = ["--epochs", 1, "--members", 1, "--embedding-dim", 16, "--hidden-dim", 32, "--init", "random"]
+    code, _, err = run(capsys, "train", "--data", demo_dir, "--model", "neural", *tiny, "--out", checkpoint)
+    assert code == 0, err
+    out = tmp_path / "neural.csv"
+    code, _, err = run(capsys, "embed", "--checkpoint", checkpoint, "--out", out)
+    assert code == 1 and "--checkpoint needs --data" in err and not out.exists()
+    code, stdout, err = run(capsys, "embed", "--checkpoint", checkpoint, "--data", demo_dir, "--n", 150, "--out", out)
+    assert code == 0, err
+    assert f"loaded neural model from {checkpoint}" in err and "wrote 150 tracks" in stdout
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 150 and {"x", "y", "track", "artist", "genre", "uri"} <= set(rows[0])
+    assert {r["uri"] for r in rows} <= set(demo_corpus.tracks["uri"])
+    counts = dict(zip(demo_corpus.tracks["uri"], demo_corpus.track_counts, strict=True))
+    assert min(counts[r["uri"]] for r in rows) >= sorted(counts.values())[-150]  # the most frequent tracks
+
+
 def test_genres_on_held_out_real_playlists(capsys: pytest.CaptureFixture, shared_data: Path) -> None:
     sample = shared_data / "mpd-sample"
     held_out = find_slice_files([sample])[::10]
