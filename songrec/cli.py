@@ -698,20 +698,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MPDFormatError as exc:
         print(f"songrec: {exc}", file=sys.stderr)
         return 1
-    except _user_errors() as exc:  # evaluated when something is raised: after training may have been imported
+    except (UserError, FileNotFoundError) as exc:  # a user's mistake: one line; anything else is a bug
         print(f"songrec: {exc}", file=sys.stderr)
         return 2
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """The errors of a user's mistake, which get a one-line message: UserError (a bad setting, checkpoint
-    or file, too little data: SettingError, CheckpointError, SparseFormatError...), a missing file, and a
-    training run that diverged. Any other exception is a bug and keeps its traceback. TrainingDiverged
-    counts only once songrec.training is loaded (importing it loads torch; unloaded, it was not raised)."""
-    errors: tuple[type[Exception], ...] = (UserError, FileNotFoundError)
-    training = sys.modules.get("songrec.training")
-    diverged = getattr(training, "TrainingDiverged", None)
-    return errors + (diverged,) if diverged is not None else errors
 
 
 if __name__ == "__main__":

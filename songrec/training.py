@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from songrec.config import TrainSettings
 from songrec.corpus import take_rows
+from songrec.errors import UserError
 from songrec.models.network import PAD, PlaylistEnsemble, PlaylistModel, all_finite, pad_rows
 
 LOG_INTERVAL = 10
@@ -31,7 +32,7 @@ TITLE_ONLY_SHARE = 0.1
 of its 10 categories, so about one example in ten teaches the network to answer from the title alone."""
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(UserError):
     """The loss became NaN or infinite: the run stopped and its non-finite weights were not kept."""
 
 

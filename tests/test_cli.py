@@ -436,3 +436,13 @@ def test_a_command_s_numbers_are_range_checked(
     code, out, err = run(capsys, *arguments)
     assert code == 2 and message in err and not out
     assert not any(tmp_path.iterdir())  # refused before anything is read or written
+
+
+def test_training_on_too_little_data_is_a_message(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    lonely = [playlist(p, [f"spotify:track:only-{p}"]) for p in range(3)]  # no track is in two playlists
+    (folder / "mpd.slice.0-999.json").write_bytes(slice_bytes(lonely))
+    code, _, err = run(capsys, "train", "--data", folder, "--epochs", "1", "--out", tmp_path / "m.safetensors")
+    assert code == 2 and err.splitlines()[-1].startswith("songrec: "), err
+    assert "Traceback" not in err

@@ -15,6 +15,7 @@ import torch
 from songrec.checkpoint import CheckpointError
 from songrec.config import NetworkSettings, TrainSettings
 from songrec.corpus import Corpus
+from songrec.errors import UserError
 from songrec.metrics import evaluate_model
 from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
 from songrec.models.network import (
@@ -135,7 +136,7 @@ class NeuralRecommender(Recommender):
             self.device = torch.device("cuda", local_rank % torch.cuda.device_count())
         self.build_vocabulary(corpus)
         if len(self.vocab_ids) < 2:
-            raise ValueError("too few tracks to train on: lower min_track_count or load more playlists")
+            raise UserError("too few tracks to train on: lower min_track_count or load more playlists")
         rng = np.random.default_rng(settings.seed)
         n_val = min(int(round(corpus.n_playlists * settings.val_share)), 2 * VALIDATION_CASES)
         order = rng.permutation(corpus.n_playlists)
@@ -148,7 +149,7 @@ class NeuralRecommender(Recommender):
         self.build_words(train_part)
         playlists = self.training_playlists(train_part)
         if not len(playlists):
-            raise ValueError("no training playlist has two or more tracks in the vocabulary")
+            raise UserError("no training playlist has two or more tracks in the vocabulary")
         torch.manual_seed(settings.seed)
         self.network = self.new_network()
         if settings.init == "als":
