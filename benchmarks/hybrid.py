@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from songrec.corpus import load_corpus  # noqa: E402
+from songrec.ingest import load_corpus  # noqa: E402
 from songrec.models import make_model  # noqa: E402
 from songrec.protocol import make_cases  # noqa: E402
 from songrec.settings import coerce, parse_param  # noqa: E402

@@ -552,7 +552,8 @@ def markdown(results: dict, command: str) -> str:
         lines.append("")
     if "tsne" in results:
         lines += [
-            "### 5. t-SNE: the former one-thread path, songrec's (unit length, PCA to 50, 2 threads), openTSNE",
+            "### 5. t-SNE: the former one-thread path, songrec's (unit length, PCA to 50, 500 steps at angle 0.8, "
+            "2 threads), openTSNE",
             "",
             "| points | dim | method | seconds | trustworthiness (cosine, 10 neighbours) |",
             "|---:|---:|---|---:|---:|",

@@ -45,12 +45,18 @@ CONTEXT_FEATURES = (
     "seed_album_count",
     "cooc_share",
     "cooc_given_track",
+    "cooc_last_share",
+    "cooc_last_given_track",
     "title_score",
     "n_seeds",
     "has_title",
     "seed_popularity",
 )
 """Features of the candidate and the playlist that no single member gives (see `build_candidates`)."""
+
+LAST_SEEDS = 3
+"""Seeds at the end of the list whose co-occurrence is a feature of its own: a playlist's next tracks
+follow its last ones (8 of the challenge's 10 categories give the first tracks in order)."""
 
 
 def feature_names(members: Sequence[str]) -> list[str]:
@@ -258,15 +264,12 @@ def _context_features(
     track_album = stats.track_album[track]
     seed_album = np.where(track_album >= 0, _lookup(album_counts, group, np.maximum(track_album, 0)), 0.0)
 
-    # co-occurrence: per playlist of the batch, how many seeds each training playlist holds (B x P),
-    # times the candidates' playlist columns; summed over seeds it is sum_s cooc(s, c)
-    seed_matrix = sp.csr_matrix((np.ones(len(seeds), np.float32), (seed_rows, seeds)), shape=(n_batch, n_tracks))
-    seed_matrix.sum_duplicates()
-    seed_matrix.data[:] = 1.0
-    seeds_in_playlist = seed_matrix @ stats.track_playlists
-    columns, local = np.unique(track, return_inverse=True)
-    shared = (seeds_in_playlist @ stats.track_playlists[columns].T).tocsr()
-    cooc = _lookup(shared, group, local)
+    cooc = _cooccurrence(seed_rows, seeds, group, track, n_batch, stats)
+    last = np.concatenate([np.arange(max(0, n - LAST_SEEDS), n) for n in lengths]) if n_batch else np.zeros(0, int)
+    last_rows = np.repeat(np.arange(n_batch), np.minimum(lengths, LAST_SEEDS))
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n_batch else np.zeros(0, np.int64)
+    cooc_last = _cooccurrence(last_rows, seeds[offsets[last_rows] + last], group, track, n_batch, stats)
+    n_last = np.maximum(np.minimum(n_seeds, LAST_SEEDS), 1.0)
     n_playlists = max(stats.n_playlists, 1)
     track_share = stats.track_share[track]
 
@@ -300,6 +303,8 @@ def _context_features(
         "seed_album_count": seed_album,
         "cooc_share": cooc / safe_seeds / n_playlists,
         "cooc_given_track": cooc / safe_seeds / np.maximum(track_share * n_playlists, 1.0),
+        "cooc_last_share": cooc_last / n_last / n_playlists,
+        "cooc_last_given_track": cooc_last / n_last / np.maximum(track_share * n_playlists, 1.0),
         "title_score": title_score,
         "n_seeds": n_seeds,
         "has_title": has_title[group],
@@ -310,6 +315,22 @@ def _context_features(
         if len(track)
         else np.zeros((0, len(CONTEXT_FEATURES)), dtype=np.float32)
     )
+
+
+def _cooccurrence(
+    seed_rows: np.ndarray, seeds: np.ndarray, group: np.ndarray, track: np.ndarray, n_batch: int, stats: CorpusStats
+) -> np.ndarray:
+    """For every (group, track) row, the sum over its playlist's (distinct) seeds of the training playlists
+    holding both seed and track: per playlist of the batch, how many seeds each training playlist holds
+    (B x P), times the candidates' playlist columns."""
+    n_tracks = len(stats.track_share)
+    seed_matrix = sp.csr_matrix((np.ones(len(seeds), np.float32), (seed_rows, seeds)), shape=(n_batch, n_tracks))
+    seed_matrix.sum_duplicates()
+    seed_matrix.data[:] = 1.0
+    seeds_in_playlist = seed_matrix @ stats.track_playlists
+    columns, local = np.unique(track, return_inverse=True)
+    shared = (seeds_in_playlist @ stats.track_playlists[columns].T).tocsr()
+    return _lookup(shared, group, local)
 
 
 def _counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> sp.csr_matrix:

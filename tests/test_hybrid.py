@@ -206,3 +206,33 @@ def test_evaluate_prints_candidate_recall(capsys: pytest.CaptureFixture, demo_di
     result = json.loads(out)
     assert result["model"] == "hybrid" and 0 < result["candidate_recall"] <= 1
     assert set(result["candidate_recall_per_category"]) == set(result["per_category"])
+
+
+def test_a_neural_member_is_saved_and_loaded(
+    demo_split: tuple[Corpus, Corpus], demo_cases: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default members include the neural model: its network travels inside the hybrid's checkpoint."""
+    import songrec.models as models
+
+    original = models.make_model
+
+    def small_networks(name: str, **params):  # a 1-epoch network, so the test takes seconds
+        extra = {"epochs": 1, "members": 1, "embedding_dim": 16, "hidden_dim": 16} if name == "neural" else {}
+        return original(name, **{**extra, **params})
+
+    monkeypatch.setattr(models, "make_model", small_networks)
+    model = original("hybrid", **{**FAST, "members": "als,neural:40,title:30"}).fit(demo_split[0])
+    assert list(model.members) == ["als", "neural"]
+    path = tmp_path / "hybrid.safetensors"
+    model.save(path)
+    monkeypatch.setattr(models, "make_model", original)
+    loaded = load_model(path)
+    assert loaded.members["neural"].config()["embedding_dim"] == 16
+    proposers = set()
+    for case in demo_cases[:8]:
+        ids, scores = model.recommend(case.seeds, case.title, 30)
+        again, again_scores = loaded.recommend(case.seeds, case.title, 30)
+        assert np.array_equal(ids, again)
+        np.testing.assert_allclose(scores, again_scores, rtol=1e-5)
+        proposers.update(name for names in loaded.proposers(case.seeds, ids, case.title) for name in names)
+    assert "neural" in proposers

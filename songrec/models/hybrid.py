@@ -53,14 +53,14 @@ class HybridSettings(Settings):
     owner: ClassVar[str] = "hybrid"
 
     members: str = setting(
-        "als,itemknn,title",
+        "als:500,itemknn,neural,title",
         "candidate sources, comma-separated, each `name` or `name:K` (als, itemknn, ease, neural, title, popularity)",
     )
     candidates: int = setting(200, "candidates from each source whose K is not given in members", low=1, high=5000)
     holdout_share: float = setting(
         0.2, "share of training playlists held out to train the ranker on", low=0.02, high=0.8, step=0.05
     )
-    cases_per_playlist: int = setting(1, "challenge cases cut from each held-out playlist", low=1, high=10)
+    cases_per_playlist: int = setting(2, "challenge cases cut from each held-out playlist", low=1, high=10)
     refit: bool = setting(True, "refit the members on all training playlists once the ranker is trained")
     valid_share: float = setting(0.2, "share of the ranker's cases kept for early stopping", low=0.05, high=0.5)
     negative_share: float = setting(
