@@ -87,8 +87,9 @@ def training_view(polling: bool) -> None:
         st.info("Left the queue before it started; nothing was trained.")
     elif status == "failed":
         st.error(f"Training failed — {job.error}")
-        with st.expander("Details"):
-            st.code(job.details or "")
+        if job.details:  # a bug's traceback; a user's mistake is said in words alone
+            with st.expander("Details"):
+                st.code(job.details)
 
 
 training_view(running)

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from songrec.errors import UserError
+
 
 def ordinal(number: int) -> str:
     """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
@@ -54,8 +56,9 @@ class FitJob:
             self.model.fit(self.corpus, callback=self._callback)
             status = "stopped" if self._stop.is_set() else "done"
         except Exception as exc:  # shown on the page, never swallowed
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.details = traceback.format_exc()
+            # a user's mistake (too little data, a diverged run) in words alone; a bug with its type and traceback
+            self.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            self.details = None if isinstance(exc, UserError) else traceback.format_exc()
             status = "failed"
         self.finished = time.perf_counter()
         self.status = status  # last, so a reader that sees the job ended also sees its end time and error
