@@ -199,11 +199,13 @@ def confidence_spread(confidences: pd.DataFrame, uniform: float, order: Sequence
 def metric_bars(overall: pd.DataFrame, metric: str, title: str) -> alt.Chart:
     """One bar per model for one metric column of the overall table (models in the table's order)."""
     order = overall["model"].tolist()
+    # four charts share a row: past three models, level labels overlap and Vega-Lite hides every other one
+    angle = 0 if len(order) <= 3 else -40
     return (
         alt.Chart(overall[["model", metric]].rename(columns={metric: "value"}))
         .mark_bar()
         .encode(
-            x=alt.X("model:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+            x=alt.X("model:N", sort=order, title=None, axis=alt.Axis(labelAngle=angle, labelOverlap=False)),
             y=alt.Y("value:Q", title=title),
             color=alt.Color("model:N", scale=model_scale(order), legend=None),
             tooltip=["model:N", alt.Tooltip("value:Q", format=".4f", title=title)],

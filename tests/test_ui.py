@@ -305,3 +305,15 @@ def test_only_the_ui_package_imports_streamlit_and_pages_build_no_charts() -> No
     pages = sorted((ROOT / "app_pages").glob("*.py"))
     assert pages and [p.name for p in pages if "altair" in _imports(p)] == []
     assert [p.name for p in pages if "alt.Scale" in p.read_text() or "#1DB954" in p.read_text()] == []
+
+
+def test_metric_bars_tilt_model_names_that_would_overlap() -> None:
+    import pandas as pd
+
+    def axis(names: list[str]) -> dict:
+        overall = pd.DataFrame({"model": names, "r_precision": [0.1] * len(names)})
+        return charts.metric_bars(overall, "r_precision", "R-precision").to_dict()["encoding"]["x"]["axis"]
+
+    assert axis(["popularity", "neural"])["labelAngle"] == 0
+    five = axis(["neural", "popularity", "itemknn", "hybrid", "als"])
+    assert five["labelAngle"] != 0 and five["labelOverlap"] is False  # every model named, none hidden
