@@ -53,7 +53,7 @@ class HybridSettings(Settings):
     owner: ClassVar[str] = "hybrid"
 
     members: str = setting(
-        "als:500,itemknn,neural,title",
+        "als:500,itemknn:500,neural,title",
         "candidate sources, comma-separated, each `name` or `name:K` (als, itemknn, ease, neural, title, popularity)",
     )
     candidates: int = setting(200, "candidates from each source whose K is not given in members", low=1, high=5000)
