@@ -169,12 +169,11 @@ def _check_device(device: object, name: str) -> None:
     """A GPU asked for that this machine lacks is the user's mistake (a message), found before data is read."""
     if device not in ("cuda", "mps"):
         return
-    from songrec.models.network import pick_device  # torch: only when a GPU is named
+    from songrec.models.network import device_problem  # torch: only when a GPU is named
 
-    try:
-        pick_device(str(device))
-    except ValueError as exc:
-        raise SettingError(f"{name} setting device: {exc}") from None
+    problem = device_problem(str(device))
+    if problem:
+        raise SettingError(f"{name} setting device: {problem}")
 
 
 def _chosen_models_of(args: argparse.Namespace) -> list[str]:
@@ -566,8 +565,7 @@ def _number_option(
 ) -> None:
     """A command's own number option, converted and range-checked like a setting (its range in the help)."""
     spec = SettingSpec(option.removeprefix("--").replace("-", "_"), kind, default, help, "", low, high)
-    shown = "" if default is None else f"; default {default}"
-    parser.add_argument(option, type=spec.argument, default=default, help=f"{help} ({spec.allowed()}{shown})")
+    parser.add_argument(option, type=spec.argument, default=default, help=spec.described())
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:

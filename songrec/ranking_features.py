@@ -264,11 +264,10 @@ def _context_features(
     track_album = stats.track_album[track]
     seed_album = np.where(track_album >= 0, _lookup(album_counts, group, np.maximum(track_album, 0)), 0.0)
 
-    cooc = _cooccurrence(seed_rows, seeds, group, track, n_batch, stats)
-    last = np.concatenate([np.arange(max(0, n - LAST_SEEDS), n) for n in lengths]) if n_batch else np.zeros(0, int)
-    last_rows = np.repeat(np.arange(n_batch), np.minimum(lengths, LAST_SEEDS))
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n_batch else np.zeros(0, np.int64)
-    cooc_last = _cooccurrence(last_rows, seeds[offsets[last_rows] + last], group, track, n_batch, stats)
+    # each seed's position from the end of its list: the last LAST_SEEDS form a second set of seeds
+    from_end = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(seeds)) if n_batch else np.zeros(0, np.int64)
+    last = from_end <= LAST_SEEDS
+    cooc, cooc_last = _cooccurrence([(seed_rows, seeds), (seed_rows[last], seeds[last])], group, track, n_batch, stats)
     n_last = np.maximum(np.minimum(n_seeds, LAST_SEEDS), 1.0)
     n_playlists = max(stats.n_playlists, 1)
     track_share = stats.track_share[track]
@@ -318,19 +317,25 @@ def _context_features(
 
 
 def _cooccurrence(
-    seed_rows: np.ndarray, seeds: np.ndarray, group: np.ndarray, track: np.ndarray, n_batch: int, stats: CorpusStats
-) -> np.ndarray:
-    """For every (group, track) row, the sum over its playlist's (distinct) seeds of the training playlists
-    holding both seed and track: per playlist of the batch, how many seeds each training playlist holds
-    (B x P), times the candidates' playlist columns."""
+    seed_sets: Sequence[tuple[np.ndarray, np.ndarray]],
+    group: np.ndarray,
+    track: np.ndarray,
+    n_batch: int,
+    stats: CorpusStats,
+) -> list[np.ndarray]:
+    """For each set of (batch row, seed) pairs and every (group, track) row: the sum over the row's distinct
+    seeds of the training playlists holding both seed and track. All sets go through one pair of sparse
+    products: (sets x batch) rows of seeds -> seeds per training playlist -> the candidates' columns."""
     n_tracks = len(stats.track_share)
-    seed_matrix = sp.csr_matrix((np.ones(len(seeds), np.float32), (seed_rows, seeds)), shape=(n_batch, n_tracks))
+    rows = np.concatenate([k * n_batch + r for k, (r, _) in enumerate(seed_sets)])
+    seeds = np.concatenate([s for _, s in seed_sets])
+    shape = (len(seed_sets) * n_batch, n_tracks)
+    seed_matrix = sp.csr_matrix((np.ones(len(seeds), np.float32), (rows, seeds)), shape=shape)
     seed_matrix.sum_duplicates()
     seed_matrix.data[:] = 1.0
-    seeds_in_playlist = seed_matrix @ stats.track_playlists
     columns, local = np.unique(track, return_inverse=True)
-    shared = (seeds_in_playlist @ stats.track_playlists[columns].T).tocsr()
-    return _lookup(shared, group, local)
+    shared = (seed_matrix @ stats.track_playlists @ stats.track_playlists[columns].T).tocsr()
+    return [_lookup(shared, k * n_batch + group, local) for k in range(len(seed_sets))]
 
 
 def _counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> sp.csr_matrix:

@@ -89,6 +89,11 @@ class SettingSpec:
                 raise SettingError(f"{problem}, not {given}")
         return converted
 
+    def described(self) -> str:
+        """The help text of its option: "learning rate (from 0.0001 to 1; default 0.01)"."""
+        default = "" if self.default is None else f"; default {self.default}"
+        return f"{self.help} ({self.allowed()}{default})"
+
     def argument(self, text: str) -> Any:
         """A command-line option's value (`type=spec.argument`), converted and checked as `check` does; else an
         argparse error naming the option and its range, "argument --n: must be from 1 to 500, not 0" (exit
@@ -258,7 +263,7 @@ def add_options(
                 type=str,
                 default=None,
                 metavar=metavar or spec.name.upper(),
-                help=f"{spec.help} ({spec.allowed()}; default {spec.default})",
+                help=spec.described(),
             )
     return group
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from songrec.corpus import Corpus
-from songrec.models.base import Recommender, Scores, co_occurrence_reasons
+from songrec.models.base import Recommender, Scores, co_occurrence_reasons, frequent_tracks, popular_fill
 
 TrackIds = Sequence[int] | np.ndarray
 
@@ -30,9 +30,7 @@ class AlignedRecommender:
         self.to_corpus = model_ids
         self.unknown = int((~known).sum())
         """The model's tracks this corpus lacks: the most an answer can lose in translation."""
-        counts = np.asarray(corpus.track_counts)
-        order = np.argsort(-counts, kind="stable")
-        self._popular_order = order[counts[order] > 0].astype(np.int64)
+        self._popular_order = frequent_tracks(corpus)
         self._corpus = weakref.ref(corpus)  # for explain(); weak: a wrapper never keeps a dataset alive
 
     def _valid(self, ids: TrackIds | None) -> np.ndarray:
@@ -78,8 +76,7 @@ class AlignedRecommender:
         if len(ids) >= n:
             return ids, scores
         taken = np.concatenate([ids, self._valid(seeds), self._valid(exclude)])
-        head = self._popular_order[: n - len(ids) + len(taken)]
-        fill = head[~np.isin(head, taken)][: n - len(ids)]
+        fill = popular_fill(self._popular_order, taken, n - len(ids))
         return np.concatenate([ids, fill]), np.concatenate([scores, np.full(len(fill), np.nan, np.float32)])
 
     def recommend(

@@ -97,12 +97,22 @@ def checked_matrix(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.
     return values
 
 
+def popular_order(counts: np.ndarray, min_count: float = 0) -> np.ndarray:
+    """Track ids with a count above zero (and at least `min_count`), highest count first, ties by id."""
+    order = np.argsort(-counts, kind="stable")
+    return order[(counts[order] > 0) & (counts[order] >= min_count)].astype(np.int64)
+
+
+def popular_fill(order: np.ndarray, taken: np.ndarray, count: int) -> np.ndarray:
+    """The first `count` ids of `order` (a popular_order) that are not in `taken`: what fills a short list."""
+    head = order[: count + len(taken)]
+    return head[~np.isin(head, taken)][:count]
+
+
 def frequent_tracks(corpus: Corpus, min_count: int = 1, limit: int = 0) -> np.ndarray:
     """Track ids in at least `min_count` entries, most frequent first, at most `limit` (0 = all)."""
-    counts = corpus.track_counts
-    order = np.argsort(-counts, kind="stable")
-    order = order[counts[order] >= max(1, min_count)]
-    return (order[:limit] if limit else order).astype(np.int64)
+    order = popular_order(corpus.track_counts, min_count)
+    return order[:limit] if limit else order
 
 
 class Recommender(ABC):
@@ -170,8 +180,7 @@ class Recommender(ABC):
             raise NotFittedError(f"the {self.name} model is not fitted yet: call fit() or load() before {action}")
 
     def _set_popular_order(self) -> None:
-        order = np.argsort(-self.popularity, kind="stable")
-        self._popular_order = order[self.popularity[order] > 0].astype(np.int64)
+        self._popular_order = popular_order(self.popularity)
 
     @abstractmethod
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None: ...
@@ -246,8 +255,7 @@ class Recommender(ABC):
                 taken = np.concatenate([taken, fills[-1]])
         short = n - len(ids) - sum(len(f) for f in fills)
         if short > 0:
-            head = self._popular_order[: short + len(taken)]
-            fills.append(head[~np.isin(head, taken)][:short])
+            fills.append(popular_fill(self._popular_order, taken, short))
         fill = np.concatenate(fills) if fills else np.zeros(0, np.int64)
         return np.concatenate([ids, fill]), np.concatenate([values, np.full(len(fill), np.nan, np.float32)])
 
@@ -355,13 +363,9 @@ def _device_here(config: dict) -> tuple[dict, str]:
     device = config.get("device")
     if not isinstance(device, str) or device not in ("cuda", "mps"):
         return config, ""
-    from songrec.models.network import pick_device  # torch: only for a model that names a GPU
+    from songrec.models.network import device_problem  # torch: only for a model that names a GPU
 
-    try:
-        pick_device(device)
-    except ValueError:
-        return {**config, "device": "auto"}, device
-    return config, ""
+    return ({**config, "device": "auto"}, device) if device_problem(device) else (config, "")
 
 
 def co_occurrences(corpus: Corpus, seeds: np.ndarray, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from songrec.checkpoint import CheckpointError
 from songrec.corpus import Corpus
-from songrec.models.base import FitCallback, Recommender, Scores
+from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
 from songrec.models.title import TitleModel
 from songrec.protocol import Case, make_cases
 from songrec.ranking_features import (
@@ -235,7 +235,7 @@ class HybridRecommender(Recommender):
         self.report.ranker_pids = np.unique(np.asarray([c.pid for c in cases], dtype=np.int64))
         stats = CorpusStats.from_corpus(part)
         title_model = TitleModel().fit(part)
-        popular_order = _popular_order(part.track_counts)
+        popular_order = frequent_tracks(part)
         blocks, recalls = [], []
         for start in range(0, len(cases), BATCH):
             batch = cases[start : start + BATCH]
@@ -515,8 +515,3 @@ def _blas():
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
-
-
-def _popular_order(counts: np.ndarray) -> np.ndarray:
-    order = np.argsort(-counts, kind="stable")
-    return order[counts[order] > 0].astype(np.int64)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from songrec.config import SERVING_PRECISIONS
+from songrec.errors import UserError
 
 PAD = 0
 
@@ -275,20 +276,30 @@ class ServedScores:
         return values, candidates.gather(1, order)
 
 
+def device_problem(requested: str) -> str:
+    """Why an explicitly requested device cannot be used here ("" when it can, and always for "auto")."""
+    if requested == "auto":
+        return ""
+    kind = torch.device(requested).type
+    if kind == "cuda" and not torch.cuda.is_available():
+        return "device 'cuda' asked for, but no CUDA GPU is available"
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "device 'mps' asked for, but Apple MPS is not available"
+    return ""
+
+
 def pick_device(requested: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, else CPU; an explicit choice that is not available is an error."""
+    """CUDA, then Apple MPS, else CPU; an explicit choice that is not available is the user's mistake."""
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' asked for, but Apple MPS is not available")
-    return device
+    problem = device_problem(requested)
+    if problem:
+        raise UserError(problem)
+    return torch.device(requested)
 
 
 def available_devices() -> list[str]:

@@ -56,9 +56,10 @@ class FitJob:
             self.model.fit(self.corpus, callback=self._callback)
             status = "stopped" if self._stop.is_set() else "done"
         except Exception as exc:  # shown on the page, never swallowed
-            # a user's mistake (too little data, a diverged run) in words alone; a bug with its type and traceback
-            self.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            self.details = None if isinstance(exc, UserError) else traceback.format_exc()
+            if isinstance(exc, UserError):  # a user's mistake (too little data, a diverged run): words alone
+                self.error = str(exc)
+            else:  # a bug: its type, and the traceback under Details
+                self.error, self.details = f"{type(exc).__name__}: {exc}", traceback.format_exc()
             status = "failed"
         self.finished = time.perf_counter()
         self.status = status  # last, so a reader that sees the job ended also sees its end time and error
