@@ -32,7 +32,7 @@ epochs_spec = next(s for s in specs(TrainSettings) if s.name == "epochs")
 
 with st.form("evaluation_form"):
     chosen_settings = widgets.settings_form(specs(EvaluationSettings), last, columns=4, key="evaluation")
-    c = st.columns(4)
+    c = st.columns([1, 3])  # the model list gets the rest of the row: a quarter showed two names of five
     with c[0]:
         neural_epochs = replace(
             epochs_spec,
