@@ -1,5 +1,7 @@
 """Train: the neural model (live loss curve, stop button, best epoch kept), baselines, checkpoints."""
 
+import math
+
 import pandas as pd
 import streamlit as st
 
@@ -73,11 +75,12 @@ def training_view(polling: bool) -> None:
                 pd.DataFrame(history).rename(columns={"val_metric": "validation R-precision"}), hide_index=True
             )
     if status in ("done", "stopped") and job.started:
-        best = (
-            f"best epoch {model.best_epoch} (validation R-precision {model.best_val_metric:.4f}) kept"
-            if model.best_epoch
-            else "stopped before the first epoch ended: the weights are the partly trained ones"
-        )
+        if not model.best_epoch:
+            best = "stopped before the first epoch ended: the weights are the partly trained ones"
+        elif math.isnan(model.best_val_metric):
+            best = f"epoch {model.best_epoch} kept (no validation share: every playlist was learned from)"
+        else:
+            best = f"best epoch {model.best_epoch} (validation R-precision {model.best_val_metric:.4f}) kept"
         epochs = model.epochs_trained
         st.success(
             f"{'Trained' if status == 'done' else 'Stopped after'} {epochs} epoch{'s' if epochs != 1 else ''} "

@@ -137,8 +137,9 @@ def top_items(frame: pd.DataFrame, label: str, title: str) -> alt.Chart:
 # --------------------------------------------------------------------------- training
 
 
-def training_history(history: Sequence[dict], model: str = "neural") -> alt.HConcatChart:
-    """Loss and validation R-precision per epoch, side by side (rows of `epoch`, `loss`, `val_metric`)."""
+def training_history(history: Sequence[dict], model: str = "neural") -> alt.HConcatChart | alt.Chart:
+    """Loss and validation R-precision per epoch, side by side (rows of `epoch`, `loss`, `val_metric`);
+    the loss alone when the run held out no validation playlists (val_metric NaN)."""
     frame = pd.DataFrame(list(history))
     colour = model_colour(model)
     epoch = alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1))
@@ -152,6 +153,8 @@ def training_history(history: Sequence[dict], model: str = "neural") -> alt.HCon
         )
         .properties(title="Training loss", height=240)
     )
+    if not frame["val_metric"].notna().any():
+        return loss
     validation = (
         alt.Chart(frame)
         .mark_line(point=alt.OverlayMarkDef(color=DARK_GREY), color=DARK_GREY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -403,7 +404,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     model.save(args.out)
     best = ""
-    if getattr(model, "best_epoch", 0):
+    if getattr(model, "best_epoch", 0) and not math.isnan(model.best_val_metric):
         best = f" (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})"
     print(f"saved {args.out}{best}")
     return 0

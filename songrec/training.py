@@ -318,6 +318,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     best_score: float = float("-inf")
+    """The best epoch's validation score (minus its mean loss when there is no validation)."""
     epochs_trained: int = 0
     stopped: bool = False
     """The callback asked to stop before the last epoch."""
@@ -449,7 +450,7 @@ def _train(
                 break
             result.epochs_trained = epoch
             score = _epoch_score(network, validate, loss)
-            result.history.append({"epoch": epoch, "loss": loss, "val_metric": score})
+            result.history.append({"epoch": epoch, "loss": loss, "val_metric": score if validate else math.nan})
             if score > result.best_score and all_finite(network):
                 result.best_score, result.best_epoch = score, epoch
                 best_state = copy.deepcopy(network.state_dict())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from songrec.models.network import PlaylistEnsemble, PlaylistModel, ServedScores, pick_device
+from songrec.models.network import PlaylistEnsemble, PlaylistModel, ServedScores, pick_device, principal_directions
 from songrec.training import (
     softmax_loss,
     use_sparse_lookups,
@@ -77,6 +77,43 @@ def _ensemble(n_items: int, members: int, dim: int = 16) -> PlaylistModel | Play
             model.embedding.weight.mul_(3.0)
             model.bias.normal_(std=1.0)
     return models[0] if members == 1 else PlaylistEnsemble(models)
+
+
+def test_principal_directions_keep_what_the_rows_span_and_nothing_when_they_span_everything() -> None:
+    torch.manual_seed(0)
+    low = torch.randn(2000, 32) @ torch.randn(32, 96)  # rank 32 in 96 columns
+    directions = principal_directions(low, 0.9)
+    assert directions.shape == (96, 32)
+    torch.testing.assert_close(low @ directions @ directions.T, low, rtol=1e-3, atol=1e-3)
+    assert principal_directions(torch.randn(2000, 96), 0.9) is None, "full rank: projecting would save nothing"
+
+
+def test_members_from_related_starts_are_served_from_fewer_columns_and_rank_like_exact_scores() -> None:
+    """As the ALS starts make them: members whose output rows are the same tracks' factors seen
+    through different rotations, plus a little of their own, need about one member's columns."""
+    torch.manual_seed(2)
+    dim, items = 32, 6000
+    factors = torch.randn(items + 1, dim) * 0.5
+    models = []
+    for _ in range(3):
+        model = PlaylistModel(n_items=items, dim=dim, hidden=64).eval()
+        rotation, _ = torch.linalg.qr(torch.randn(dim, dim))
+        with torch.no_grad():
+            model.embedding.weight.copy_(factors @ rotation + 0.05 * torch.randn(items + 1, dim))
+            model.embedding.weight[0].zero_()
+            model.bias.normal_(std=1.0)
+        models.append(model)
+    network = PlaylistEnsemble(models).eval()
+    seeds = torch.tensor([[3, 9, 17, 0, 0], [5, 6, 7, 8, 100], [4000, 0, 0, 0, 0], [11, 0, 0, 0, 0]])
+    with torch.no_grad():
+        exact = network.scores(seeds)
+    served = ServedScores(network, "int8")
+    assert served.rank == dim, "three related members are served from one member's width"
+    n = 200
+    _, items_served = served.top(seeds, None, n)
+    best = torch.topk(exact, n, dim=1).indices
+    for row in range(len(seeds)):
+        assert len(set(items_served[row].tolist()) & set(best[row].tolist())) / n >= 0.98
 
 
 def test_candidate_logits_are_the_full_logits_at_the_candidates() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,14 @@ def test_history_and_best_epoch(trained_neural) -> None:
     assert [h["epoch"] for h in trained_neural.history] == list(range(1, FAST["epochs"] + 1))
     assert trained_neural.best_val_metric == max(h["val_metric"] for h in trained_neural.history)
     assert trained_neural.history[-1]["loss"] < trained_neural.history[0]["loss"]
+
+
+def test_without_a_validation_share_every_playlist_is_learned_and_the_last_epoch_kept(demo_split) -> None:
+    model = NeuralRecommender(**{**FAST, "epochs": 3, "val_share": 0.0}).fit(demo_split[0])
+    assert [h["epoch"] for h in model.history] == [1, 2, 3]
+    assert all(math.isnan(h["val_metric"]) for h in model.history), "no validation: no made-up R-precision"
+    assert math.isnan(model.best_val_metric)
+    assert model.history[model.best_epoch - 1]["loss"] == min(h["loss"] for h in model.history)
 
 
 def test_callback_sees_every_step_and_can_stop(demo_split) -> None:

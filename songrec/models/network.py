@@ -8,6 +8,8 @@ corpora, training or checkpoints: `songrec.models.neural` wraps it as a Recommen
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -181,22 +183,41 @@ class PlaylistEnsemble(nn.Module):
         return total / len(self.members)
 
 
-RESCORED_PER_ANSWER = 2
-"""An approximate table hands its best 2 x n (at least MIN_RESCORED) on to exact scoring: recall@500
-against exact scoring stays at 1.0 at 300,000 tracks (benchmarks/RESULTS.md), and the top-k over the
-whole table, which grows with k, stays small."""
+RESCORED_PER_ANSWER = 4
+"""An approximate table hands its best 4 x n (at least MIN_RESCORED) on to exact scoring: recall@500
+against exact scoring is 1.000 at 300,000 tracks (benchmarks/RESULTS.md), and a top-k of 2,000 out
+of 300,000 scores costs about as much as one of 500."""
 MIN_RESCORED = 200
+SERVED_ENERGY = 0.9
+"""An ensemble's approximate table keeps the fewest principal directions (in steps of 32) of the
+members' concatenated output rows that hold this share of their energy. Members that start from the
+same ALS factors stay close, so three networks of 128 need about 128 directions, not 384."""
+
+
+def principal_directions(weights: torch.Tensor, energy: float, step: int = 32) -> torch.Tensor | None:
+    """(columns, r) orthonormal directions holding `energy` of the rows' squared norm, or None when
+    that needs every column (projecting would save nothing)."""
+    values, vectors = torch.linalg.eigh((weights.T @ weights).double())
+    values, vectors = values.flip(0).clamp(min=0.0), vectors.flip(1)
+    share = values.cumsum(0) / values.sum().clamp(min=1e-300)
+    needed = int(torch.searchsorted(share, torch.tensor(energy, dtype=share.dtype))) + 1
+    rank = min(weights.shape[1], step * math.ceil(needed / step))
+    return None if rank >= weights.shape[1] else vectors[:, :rank].float().contiguous()
 
 
 class ServedScores:
-    """Every member's output rows as one concatenated (items + 1, members x dim) table, read once per request.
+    """What a trained network's recommendations read: exact float32 scores, or an approximate table
+    (bfloat16 or int8) whose best candidates are rescored exactly.
 
     A member's log-normaliser is the same for every track, so the members' mean log-probability
-    ranks tracks as the mean of their logits does; a block-diagonal row of hidden states (member j's
-    state in block j) still gives each member's logits, and so its exact normaliser, from the same
-    single pass over the table. In bfloat16 or int8 (one scale per row) that pass reads half or a
-    quarter of the float32 bytes; the best `RESCORED_PER_ANSWER x n` are then rescored exactly from
-    the float32 weights, so only a track missed by the approximate pass can be missing from the answer.
+    ranks tracks as the mean of their logits does: mean_j(h_j . w_jt + b_jt) = h . W_t / m + mean b_t
+    with h and W_t the members' hidden states and output rows side by side. That concatenated table
+    is served in one matrix product per request, projected onto its principal directions (see
+    SERVED_ENERGY) and stored in bfloat16 or int8 (one scale per row): at 300,000 tracks and three
+    networks an eighth or less of the float32 bytes. The best `RESCORED_PER_ANSWER x n` are then
+    rescored exactly from each member's float32 weights, so only a track missed by the approximate
+    pass can be missing from the answer. Approximate answers carry the members' mean logits, which
+    differ from their mean log-probabilities by one constant per playlist.
     """
 
     def __init__(self, network: PlaylistModel | PlaylistEnsemble, precision: str) -> None:
@@ -204,22 +225,32 @@ class ServedScores:
             raise ValueError(f"serving precision must be one of {SERVING_PRECISIONS}, not {precision!r}")
         self.members = list(network.members) if isinstance(network, PlaylistEnsemble) else [network]
         self.precision = precision
+        self.projection: torch.Tensor | None = None
+        self.table = self.scale = None
+        if precision == "float32":
+            return
         with torch.no_grad():
-            exact = torch.cat([m.output_weight.detach().float() for m in self.members], dim=1)
-            self.bias = torch.stack([m.output_bias.detach().float() for m in self.members])
-            self.scale = None
+            weights = torch.cat([m.output_weight.detach().float().cpu() for m in self.members], dim=1)
+            self.bias = torch.stack([m.output_bias.detach().float().cpu() for m in self.members]).mean(dim=0)
+            if len(self.members) > 1:
+                self.projection = principal_directions(weights, SERVED_ENERGY)
+            table = weights if self.projection is None else weights @ self.projection
+            del weights
             if precision == "bfloat16":
-                self.table = exact.to(torch.bfloat16)
-            elif precision == "int8":
-                scale = exact.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-                self.table = torch.round(exact / scale[:, None]).to(torch.int8)
-                self.scale = scale.to(torch.bfloat16)
+                self.table = table.to(torch.bfloat16)
             else:
-                self.table = exact
+                scale = table.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+                self.table = torch.round(table / scale[:, None]).to(torch.int8)
+                self.scale = scale.to(torch.bfloat16)
 
     @property
     def exact(self) -> bool:
         return self.precision == "float32"
+
+    @property
+    def rank(self) -> int:
+        """Columns of the approximate table (0 when serving is exact)."""
+        return 0 if self.table is None else int(self.table.shape[1])
 
     @torch.no_grad()
     def hidden(self, seeds: torch.Tensor, words: torch.Tensor | None) -> torch.Tensor:
@@ -227,50 +258,50 @@ class ServedScores:
         return torch.stack([m.encode(seeds, words) for m in self.members], dim=1)
 
     @torch.no_grad()
-    def member_logits(self, hidden: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-        """(batch, members, items + 1) logits from the served table (seeds and padding at -inf)."""
-        batch, members, dim = hidden.shape
-        block = hidden.new_zeros(batch, members, members, dim)
-        index = torch.arange(members)
-        block[:, index, index] = hidden
-        block = block.reshape(batch * members, members * dim)
+    def approximate(self, hidden: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        """(batch, items + 1) approximate mean logits from the served table (seeds and padding at -inf)."""
+        query = hidden.flatten(1).float().cpu() / len(self.members)
+        if self.projection is not None:
+            query = query @ self.projection
         if self.precision == "int8":
-            product = torch.ops.aten._weight_int8pack_mm(block.to(torch.bfloat16), self.table, self.scale)
+            product = torch.ops.aten._weight_int8pack_mm(query.to(torch.bfloat16), self.table, self.scale)
         else:
-            product = F.linear(block.to(self.table.dtype), self.table)
-        logits = product.float().reshape(batch, members, -1).add_(self.bias)
-        logits.scatter_(2, seeds.unsqueeze(1).expand(batch, members, seeds.shape[1]), float("-inf"))
-        logits[:, :, PAD] = float("-inf")
+            product = F.linear(query.to(self.table.dtype), self.table)
+        logits = product.float().add_(self.bias)
+        logits.scatter_(1, seeds.cpu(), float("-inf"))
+        logits[:, PAD] = float("-inf")
         return logits
 
     @torch.no_grad()
     def scores(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, items + 1): one network's logits, or the members' mean log-probability (approximate
-        in bfloat16 or int8)."""
-        logits = self.member_logits(self.hidden(seeds, words), seeds)
-        if len(self.members) == 1:
-            return logits[:, 0]
-        return torch.log_softmax(logits, dim=2).mean(dim=1)
+        """(batch, items + 1): exactly the network's scores (float32), or the approximate mean logits."""
+        if self.exact and len(self.members) == 1:
+            return self.members[0](seeds, words)
+        if self.exact:
+            total = torch.log_softmax(self.members[0](seeds, words), dim=1)
+            for member in self.members[1:]:
+                total += torch.log_softmax(member(seeds, words), dim=1)
+            return total / len(self.members)
+        return self.approximate(self.hidden(seeds, words), seeds)
 
     @torch.no_grad()
     def top(self, seeds: torch.Tensor, words: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(values, item ids) of the best n per row: the approximate pass picks candidates, exact
-        float32 scores (minus each member's normaliser from that pass) rank them."""
+        """(values, item ids) of the best n per row: exact float32 scores, or candidates from the
+        approximate pass ranked by their exact mean logits."""
+        if self.exact:
+            scores = self.scores(seeds, words)
+            return torch.topk(scores, min(n, scores.shape[1] - 1), dim=1)
         hidden = self.hidden(seeds, words)
-        logits = self.member_logits(hidden, seeds)
-        members = len(self.members)
-        normaliser = torch.zeros(logits.shape[:2]) if members == 1 else torch.logsumexp(logits, dim=2)
-        approximate = logits[:, 0] if members == 1 else (logits - normaliser.unsqueeze(2)).mean(dim=1)
+        approximate = self.approximate(hidden, seeds)
         count = min(approximate.shape[1] - 1, max(RESCORED_PER_ANSWER * n, MIN_RESCORED))
         _, candidates = torch.topk(approximate, count, dim=1)
-        exact = torch.zeros(candidates.shape)
+        exact = torch.zeros(candidates.shape, device=hidden.device)
+        flat = candidates.reshape(-1).to(hidden.device)
         for j, member in enumerate(self.members):
-            flat = candidates.reshape(-1)
             rows = member.output_weight.detach().index_select(0, flat).float().reshape(*candidates.shape, -1)
-            member_exact = torch.einsum("bd,bcd->bc", hidden[:, j].float(), rows)
             bias = member.output_bias.detach().index_select(0, flat).float().reshape(candidates.shape)
-            exact += member_exact + bias - normaliser[:, j : j + 1]
-        exact /= members
+            exact += torch.einsum("bd,bcd->bc", hidden[:, j].float(), rows) + bias
+        exact = exact.cpu() / len(self.members)
         exact.masked_fill_(~torch.isfinite(approximate.gather(1, candidates)), float("-inf"))
         values, order = torch.topk(exact, min(n, count), dim=1)
         return values, candidates.gather(1, order)
