@@ -72,7 +72,10 @@ def training_view(polling: bool) -> None:
         st.altair_chart(charts.training_history(history), width="content")
         with st.expander("Per-epoch numbers"):
             st.dataframe(
-                pd.DataFrame(history).rename(columns={"val_metric": "validation R-precision"}), hide_index=True
+                pd.DataFrame(history)
+                .dropna(axis=1, how="all")  # no validation share: no validation column
+                .rename(columns={"val_metric": "validation R-precision"}),
+                hide_index=True,
             )
     if status in ("done", "stopped") and job.started:
         if not model.best_epoch:

@@ -450,11 +450,12 @@ def _train(
                 break
             result.epochs_trained = epoch
             score = _epoch_score(network, validate, loss)
-            result.history.append({"epoch": epoch, "loss": loss, "val_metric": score if validate else math.nan})
+            shown = score if validate is not None else math.nan  # no validation: no made-up R-precision
+            result.history.append({"epoch": epoch, "loss": loss, "val_metric": shown})
             if score > result.best_score and all_finite(network):
                 result.best_score, result.best_epoch = score, epoch
                 best_state = copy.deepcopy(network.state_dict())
-            if not _report(run, epoch, run.steps, loss, score, epoch_end=True):
+            if not _report(run, epoch, run.steps, loss, shown, epoch_end=True):
                 result.stopped = True
                 break
             if settings.patience and validate is not None and epoch - result.best_epoch >= settings.patience:

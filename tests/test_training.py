@@ -90,7 +90,11 @@ def test_history_and_best_epoch(trained_neural) -> None:
 
 
 def test_without_a_validation_share_every_playlist_is_learned_and_the_last_epoch_kept(demo_split) -> None:
-    model = NeuralRecommender(**{**FAST, "epochs": 3, "val_share": 0.0}).fit(demo_split[0])
+    live: list[float] = []  # what the app's live curves draw while training runs
+    model = NeuralRecommender(**{**FAST, "epochs": 3, "val_share": 0.0}).fit(
+        demo_split[0], callback=lambda p: live.append(p.val_metric) if getattr(p, "epoch_end", False) else None
+    )
+    assert len(live) == 3 and all(math.isnan(v) for v in live)
     assert [h["epoch"] for h in model.history] == [1, 2, 3]
     assert all(math.isnan(h["val_metric"]) for h in model.history), "no validation: no made-up R-precision"
     assert math.isnan(model.best_val_metric)
