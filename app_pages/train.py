@@ -1,7 +1,5 @@
 """Train: the neural model (live loss curve, stop button, best epoch kept), baselines, checkpoints."""
 
-import math
-
 import pandas as pd
 import streamlit as st
 
@@ -78,16 +76,10 @@ def training_view(polling: bool) -> None:
                 hide_index=True,
             )
     if status in ("done", "stopped") and job.started:
-        if not model.best_epoch:
-            best = "stopped before the first epoch ended: the weights are the partly trained ones"
-        elif math.isnan(model.best_val_metric):
-            best = f"epoch {model.best_epoch} kept (no validation share: every playlist was learned from)"
-        else:
-            best = f"best epoch {model.best_epoch} (validation R-precision {model.best_val_metric:.4f}) kept"
         epochs = model.epochs_trained
         st.success(
             f"{'Trained' if status == 'done' else 'Stopped after'} {epochs} epoch{'s' if epochs != 1 else ''} "
-            f"in {job.seconds:.1f} s on {model.device.type}; {best}."
+            f"in {job.seconds:.1f} s on {model.device.type}; {model.kept_epoch()}."
         )
     elif status == "stopped":
         st.info("Left the queue before it started; nothing was trained.")

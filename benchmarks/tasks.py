@@ -234,7 +234,7 @@ def latency_vocabulary(
         members=net.members,
     )
     if settings.init == "als":
-        _start_from_als(network, data.item_ptr, data.items_flat, items, net.embedding_dim, seed)
+        _start_from_als(network, data.item_ptr, data.items_flat, items, seed)
     train(
         network,
         data,
@@ -280,28 +280,14 @@ def latency_vocabulary(
     }
 
 
-def _start_from_als(network, ptr: np.ndarray, items_flat: np.ndarray, items: int, dim: int, seed: int) -> None:
-    """The ALS start of the defaults (NeuralRecommender.start_from_als: each network from its own ALS fit,
-    seeds seed, seed + 1, ...) for playlists given as CSR arrays."""
+def _start_from_als(network, ptr: np.ndarray, items_flat: np.ndarray, items: int, seed: int) -> None:
+    """The defaults' ALS start (neural.start_members_from_als) for playlists given as CSR arrays of items 1..n."""
     import scipy.sparse as sp
-    from implicit.cpu.als import AlternatingLeastSquares
-    from threadpoolctl import threadpool_limits
 
-    from songrec.models.als import ALSSettings
-    from songrec.models.neural import start_from_factors
-    from songrec.training import members_of
+    from songrec.models.neural import start_members_from_als
 
-    config = ALSSettings()
-    matrix = sp.csr_matrix(
-        (np.full(len(items_flat), config.alpha, dtype=np.float32), items_flat - 1, ptr), shape=(len(ptr) - 1, items)
-    )
-    for number, member in enumerate(members_of(network)):
-        with threadpool_limits(1, "blas"):
-            als = AlternatingLeastSquares(
-                factors=dim, regularization=config.l2, iterations=config.iterations, random_state=seed + number
-            )
-            als.fit(matrix, show_progress=False)
-        start_from_factors(member, np.arange(1, items + 1), np.asarray(als.item_factors, dtype=np.float32))
+    ones = np.ones(len(items_flat), dtype=np.float32)
+    start_members_from_als(network, sp.csr_matrix((ones, items_flat - 1, ptr), shape=(len(ptr) - 1, items)), seed)
 
 
 def fit_time(source: str, cache_dir: str | None = None, **params) -> dict:

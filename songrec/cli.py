@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -403,10 +402,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     model.save(args.out)
-    best = ""
-    if getattr(model, "best_epoch", 0) and not math.isnan(model.best_val_metric):
-        best = f" (best validation R-precision {model.best_val_metric:.4f} at epoch {model.best_epoch})"
-    print(f"saved {args.out}{best}")
+    kept = f" ({model.kept_epoch()})" if hasattr(model, "kept_epoch") else ""
+    print(f"saved {args.out}{kept}")
     return 0
 
 

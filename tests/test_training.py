@@ -86,6 +86,7 @@ def test_training_playlists_keep_each_vocabulary_track_once_in_order(demo_corpus
 def test_history_and_best_epoch(trained_neural) -> None:
     assert [h["epoch"] for h in trained_neural.history] == list(range(1, FAST["epochs"] + 1))
     assert trained_neural.best_val_metric == max(h["val_metric"] for h in trained_neural.history)
+    assert f"validation R-precision {trained_neural.best_val_metric:.4f}" in trained_neural.kept_epoch()
     assert trained_neural.history[-1]["loss"] < trained_neural.history[0]["loss"]
 
 
@@ -98,6 +99,7 @@ def test_without_a_validation_share_every_playlist_is_learned_and_the_last_epoch
     assert [h["epoch"] for h in model.history] == [1, 2, 3]
     assert all(math.isnan(h["val_metric"]) for h in model.history), "no validation: no made-up R-precision"
     assert math.isnan(model.best_val_metric)
+    assert model.kept_epoch() == f"epoch {model.best_epoch} kept (no validation share: every playlist was learned from)"
     assert model.history[model.best_epoch - 1]["loss"] == min(h["loss"] for h in model.history)
 
 

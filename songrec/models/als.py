@@ -8,9 +8,11 @@ matrix, too slow for a 20 ms answer; the rest come from the fallbacks (title, po
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from songrec.corpus import Corpus
 from songrec.models.base import (
@@ -54,26 +56,10 @@ class ALSRecommender(Recommender):
         self._gram = np.zeros((self.settings.factors, self.settings.factors), dtype=np.float64)
 
     def _fit(self, corpus: Corpus, callback: FitCallback | None) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
-
         config = self.settings
         self.item_ids = frequent_tracks(corpus, config.min_count, config.max_items)
-        matrix = corpus.matrix()[:, self.item_ids].tocsr()
-        matrix.data *= config.alpha
-        progress = (
-            (lambda it, secs, loss: callback(FitProgress(it, config.iterations, "iterations"))) if callback else None
-        )
-        with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(
-                factors=config.factors,
-                regularization=config.l2,
-                iterations=config.iterations,
-                random_state=config.seed,
-                calculate_training_loss=False,
-            )
-            model.fit(matrix, show_progress=False, callback=progress)
-        self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        progress = (lambda it: callback(FitProgress(it, config.iterations, "iterations"))) if callback else None
+        self.item_factors = item_factors(corpus.matrix()[:, self.item_ids].tocsr(), config, progress)
         self._prepare(corpus.n_tracks)
 
     def _prepare(self, n_tracks: int) -> None:
@@ -102,3 +88,25 @@ class ALSRecommender(Recommender):
         shape = (len(self.item_ids), self.settings.factors)
         self.item_factors = checked_matrix(arrays["item_factors"], shape, "item_factors").astype(np.float32)
         self._prepare(self.n_tracks)
+
+
+def item_factors(
+    matrix: sp.csr_matrix, config: ALSSettings, progress: Callable[[int], object] | None = None
+) -> np.ndarray:
+    """(items, factors) ALS factors of a 0/1 playlists x items matrix (confidence alpha per entry;
+    `matrix` is left as it was). The neural model's ALS start calls this too, once per network."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    confidence = matrix * config.alpha
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=config.factors,
+            regularization=config.l2,
+            iterations=config.iterations,
+            random_state=config.seed,
+            calculate_training_loss=False,
+        )
+        callback = (lambda iteration, seconds, loss: progress(iteration)) if progress else None
+        model.fit(confidence.tocsr(), show_progress=False, callback=callback)
+    return np.asarray(model.item_factors, dtype=np.float32)

@@ -223,6 +223,7 @@ class ServedScores:
     def __init__(self, network: PlaylistModel | PlaylistEnsemble, precision: str) -> None:
         if precision not in SERVING_PRECISIONS:
             raise ValueError(f"serving precision must be one of {SERVING_PRECISIONS}, not {precision!r}")
+        self.network = network
         self.members = list(network.members) if isinstance(network, PlaylistEnsemble) else [network]
         self.precision = precision
         self.projection: torch.Tensor | None = None
@@ -275,13 +276,8 @@ class ServedScores:
     @torch.no_grad()
     def scores(self, seeds: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, items + 1): exactly the network's scores (float32), or the approximate mean logits."""
-        if self.exact and len(self.members) == 1:
-            return self.members[0](seeds, words)
         if self.exact:
-            total = torch.log_softmax(self.members[0](seeds, words), dim=1)
-            for member in self.members[1:]:
-                total += torch.log_softmax(member(seeds, words), dim=1)
-            return total / len(self.members)
+            return self.network.scores(seeds, words)
         return self.approximate(self.hidden(seeds, words), seeds)
 
     @torch.no_grad()
