@@ -3,7 +3,8 @@
 Stage 1 takes the union of each source's top K for a playlist (model members such as ALS or
 item-kNN, the title model, popularity). Stage 2 needs one row of features per (playlist,
 candidate): each member's score and rank, how popular the track and its artist are, how many seeds
-share its artist or album, how often it shares playlists with the seeds, the title model's score.
+share its artist or album, how often it shares playlists with the seeds, how similar the playlists
+holding it are to the seeds, the title model's score.
 A batch of playlists is described at once with numpy and sparse matrix products; the only Python
 loops run over playlists and sources, never over candidates.
 
@@ -13,6 +14,7 @@ features from 80% of the training playlists reads the same scale from all of the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,8 +53,15 @@ CONTEXT_FEATURES = (
     "n_seeds",
     "has_title",
     "seed_popularity",
+    "neighbour_score",
+    "neighbour_share",
 )
 """Features of the candidate and the playlist that no single member gives (see `build_candidates`)."""
+
+NEIGHBOUR_POWER = 2.0
+"""The playlist-neighbour features weigh each training playlist by its cosine similarity to the seeds
+raised to this power, so the few playlists that share most of the seeds speak loudest (user-based
+kNN, which finds what co-occurrence summed over all playlists averages away)."""
 
 LAST_SEEDS = 3
 """Seeds at the end of the list whose co-occurrence is a feature of its own: a playlist's next tracks
@@ -95,6 +104,12 @@ class CorpusStats:
             album_codes(corpus.tracks),
             matrix.T.tocsr().astype(np.float32),
         )
+
+    @functools.cached_property
+    def playlist_lengths(self) -> np.ndarray:
+        """Distinct tracks per training playlist (at least 1)."""
+        counts = np.bincount(self.track_playlists.indices, minlength=self.n_playlists)
+        return np.maximum(counts, 1).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
         return {
@@ -267,7 +282,10 @@ def _context_features(
     # each seed's position from the end of its list: the last LAST_SEEDS form a second set of seeds
     from_end = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(seeds)) if n_batch else np.zeros(0, np.int64)
     last = from_end <= LAST_SEEDS
-    cooc, cooc_last = _cooccurrence([(seed_rows, seeds), (seed_rows[last], seeds[last])], group, track, n_batch, stats)
+    pairs = [(seed_rows, seeds), (seed_rows[last], seeds[last])]
+    (cooc, cooc_last), neighbour = _cooccurrence(pairs, group, track, n_batch, stats)
+    neighbour_best = np.zeros(n_batch, dtype=np.float32)
+    np.maximum.at(neighbour_best, group, neighbour)
     n_last = np.maximum(np.minimum(n_seeds, LAST_SEEDS), 1.0)
     n_playlists = max(stats.n_playlists, 1)
     track_share = stats.track_share[track]
@@ -308,6 +326,8 @@ def _context_features(
         "n_seeds": n_seeds,
         "has_title": has_title[group],
         "seed_popularity": seed_popularity[group],
+        "neighbour_score": neighbour / n_playlists,
+        "neighbour_share": neighbour / np.maximum(neighbour_best[group], 1e-12),
     }
     return (
         np.column_stack([np.asarray(columns_out[name], dtype=np.float32) for name in CONTEXT_FEATURES])
@@ -322,10 +342,13 @@ def _cooccurrence(
     track: np.ndarray,
     n_batch: int,
     stats: CorpusStats,
-) -> list[np.ndarray]:
+) -> tuple[list[np.ndarray], np.ndarray]:
     """For each set of (batch row, seed) pairs and every (group, track) row: the sum over the row's distinct
     seeds of the training playlists holding both seed and track. All sets go through one pair of sparse
-    products: (sets x batch) rows of seeds -> seeds per training playlist -> the candidates' columns."""
+    products: (sets x batch) rows of seeds -> seeds per training playlist -> the candidates' columns.
+
+    Second, for the first set: the playlist-neighbour score of every row, the sum over the training
+    playlists holding the track of (cosine similarity of playlist and seeds) ** NEIGHBOUR_POWER."""
     n_tracks = len(stats.track_share)
     rows = np.concatenate([k * n_batch + r for k, (r, _) in enumerate(seed_sets)])
     seeds = np.concatenate([s for _, s in seed_sets])
@@ -334,8 +357,23 @@ def _cooccurrence(
     seed_matrix.sum_duplicates()
     seed_matrix.data[:] = 1.0
     columns, local = np.unique(track, return_inverse=True)
-    shared = (seed_matrix @ stats.track_playlists @ stats.track_playlists[columns].T).tocsr()
-    return [_lookup(shared, k * n_batch + group, local) for k in range(len(seed_sets))]
+    overlap = (seed_matrix @ stats.track_playlists).tocsr()
+    candidate_playlists = stats.track_playlists[columns].T.tocsr()
+    shared = (overlap @ candidate_playlists).tocsr()
+    distinct_seeds = np.diff(seed_matrix.indptr[: n_batch + 1])
+    neighbours = (_neighbour_weights(overlap[:n_batch].tocsr(), distinct_seeds, stats) @ candidate_playlists).tocsr()
+    cooc = [_lookup(shared, k * n_batch + group, local) for k in range(len(seed_sets))]
+    return cooc, _lookup(neighbours, group, local)
+
+
+def _neighbour_weights(overlap: sp.csr_matrix, distinct_seeds: np.ndarray, stats: CorpusStats) -> sp.csr_matrix:
+    """(batch x training playlists) weights from the seeds each playlist shares: cosine ** NEIGHBOUR_POWER."""
+    weights = overlap.tocsr(copy=True)
+    row_of_entry = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
+    seeds = np.maximum(np.asarray(distinct_seeds, dtype=np.float32), 1.0)[row_of_entry]
+    cosine = weights.data / np.sqrt(seeds * stats.playlist_lengths[weights.indices])
+    weights.data = (cosine**NEIGHBOUR_POWER).astype(np.float32)
+    return weights
 
 
 def _counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> sp.csr_matrix:

@@ -181,8 +181,14 @@ def test_features_match_a_per_candidate_reference(demo_split: tuple[Corpus, Corp
     names = feature_names(["itemknn"])
     column = {name: found.features[:, names.index(name)] for name in names}
     matrix = train.matrix().toarray()
+    lengths = np.maximum(matrix.sum(axis=1), 1)
     for i, case in enumerate(batch):
         rows = found.of(i)
+        distinct = np.unique(case.seeds)
+        neighbour_weight = (matrix[:, distinct].sum(axis=1) / np.sqrt(len(distinct) * lengths)) ** 2
+        neighbour = neighbour_weight @ matrix[:, found.track[rows]]
+        assert column["neighbour_score"][rows] == pytest.approx(neighbour / train.n_playlists, rel=1e-4, abs=1e-9)
+        assert column["neighbour_share"][rows] == pytest.approx(neighbour / neighbour.max(), rel=1e-4, abs=1e-7)
         assert not np.isin(found.track[rows], case.seeds).any()
         assert len(found.track[rows]) == len(np.unique(found.track[rows]))
         for row in range(rows.start, rows.stop):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -337,9 +338,11 @@ class HybridRecommender(Recommender):
         depths = self.depths
         deepest = max(depths.values())
         member_scores = {}
-        # one BLAS thread: ALS solves a small system per playlist, which threads only slow down (4 ms
-        # against 0.2 ms for 128 factors on 2 cores, 30 ms when the cores are busy)
-        with _blas().limit(limits=1, user_api="blas"):
+        # one thread in every pool (BLAS, and the OpenMP pool torch's CPU kernels use): ALS solves a small
+        # system per playlist, which threads only slow down (4 ms against 0.2 ms for 128 factors on 2
+        # cores, 30 ms when the cores are busy), and two torch threads for the neural member's product
+        # doubled the slowest answers (p99 59 against 35 ms at the sample size)
+        with _blas("torch" in sys.modules).limit(limits=1):
             for name, member in self.members.items():
                 rows = [i for i, seeds in enumerate(seed_lists) if len(seeds) or (member.uses_titles and titles[i])]
                 scored: list[Scores | None] = [None] * len(seed_lists)
@@ -510,8 +513,9 @@ def _read_ranker(text: list[str], features: list[str]):
 
 
 @functools.cache
-def _blas():
-    """One threadpool controller (threadpool_limits inspects every loaded library, 10 ms a call)."""
+def _blas(torch_loaded: bool = False):
+    """One threadpool controller (threadpool_limits inspects every loaded library, 10 ms a call), made
+    again once torch is imported so that it sees torch's OpenMP pool."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
