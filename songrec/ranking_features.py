@@ -361,19 +361,19 @@ def _cooccurrence(
     candidate_playlists = stats.track_playlists[columns].T.tocsr()
     shared = (overlap @ candidate_playlists).tocsr()
     distinct_seeds = np.diff(seed_matrix.indptr[: n_batch + 1])
-    neighbours = (_neighbour_weights(overlap[:n_batch].tocsr(), distinct_seeds, stats) @ candidate_playlists).tocsr()
+    neighbours = (_neighbour_weights(overlap[:n_batch], distinct_seeds, stats) @ candidate_playlists).tocsr()
     cooc = [_lookup(shared, k * n_batch + group, local) for k in range(len(seed_sets))]
     return cooc, _lookup(neighbours, group, local)
 
 
 def _neighbour_weights(overlap: sp.csr_matrix, distinct_seeds: np.ndarray, stats: CorpusStats) -> sp.csr_matrix:
-    """(batch x training playlists) weights from the seeds each playlist shares: cosine ** NEIGHBOUR_POWER."""
-    weights = overlap.tocsr(copy=True)
-    row_of_entry = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
+    """(batch x training playlists) weights from the seeds each playlist shares (`overlap`, left as it
+    was): cosine ** NEIGHBOUR_POWER, on the same sparsity pattern."""
+    overlap = overlap.tocsr()
+    row_of_entry = np.repeat(np.arange(overlap.shape[0]), np.diff(overlap.indptr))
     seeds = np.maximum(np.asarray(distinct_seeds, dtype=np.float32), 1.0)[row_of_entry]
-    cosine = weights.data / np.sqrt(seeds * stats.playlist_lengths[weights.indices])
-    weights.data = (cosine**NEIGHBOUR_POWER).astype(np.float32)
-    return weights
+    cosine = overlap.data / np.sqrt(seeds * stats.playlist_lengths[overlap.indices])
+    return sp.csr_matrix(((cosine**NEIGHBOUR_POWER).astype(np.float32), overlap.indices, overlap.indptr), overlap.shape)
 
 
 def _counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> sp.csr_matrix:

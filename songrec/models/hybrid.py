@@ -342,7 +342,7 @@ class HybridRecommender(Recommender):
         # system per playlist, which threads only slow down (4 ms against 0.2 ms for 128 factors on 2
         # cores, 30 ms when the cores are busy), and two torch threads for the neural member's product
         # doubled the slowest answers (p99 59 against 35 ms at the sample size)
-        with _blas("torch" in sys.modules).limit(limits=1):
+        with _thread_pools(torch_loaded="torch" in sys.modules).limit(limits=1):
             for name, member in self.members.items():
                 rows = [i for i, seeds in enumerate(seed_lists) if len(seeds) or (member.uses_titles and titles[i])]
                 scored: list[Scores | None] = [None] * len(seed_lists)
@@ -513,9 +513,10 @@ def _read_ranker(text: list[str], features: list[str]):
 
 
 @functools.cache
-def _blas(torch_loaded: bool = False):
-    """One threadpool controller (threadpool_limits inspects every loaded library, 10 ms a call), made
-    again once torch is imported so that it sees torch's OpenMP pool."""
+def _thread_pools(torch_loaded: bool):
+    """One controller of the loaded thread pools (threadpool_limits inspects every loaded library, 10 ms
+    a call). `torch_loaded` is the cache key: a controller made before torch was imported does not
+    see torch's OpenMP pool, so one is made again once it is."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

@@ -227,7 +227,7 @@ class ServedScores:
         self.members = list(network.members) if isinstance(network, PlaylistEnsemble) else [network]
         self.precision = precision
         self.projection: torch.Tensor | None = None
-        self.table = self.scale = None
+        self.table = self.scale = self.bias = None
         if precision == "float32":
             return
         with torch.no_grad():
