@@ -110,11 +110,13 @@ for column, kind in zip(st.columns(max(len(kinds), 1)), kinds, strict=False):
                 params = widgets.settings_form(specs, models.saved_params(kind), columns=1, key=f"baseline.{kind}")
         if clicked:
             try:
-                entry = models.fit_baseline(kind, **params)
+                models.fit_baseline(kind, **params)
             except SettingError as exc:
                 st.error(f"Not fitted: {exc}")
             except Exception as exc:  # a model still being written must not take the page down
                 st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
+            else:
+                st.rerun()  # the buttons above were drawn before the fit: redraw them as "Refit"
         if entry:
             st.caption(f"fitted in {entry.seconds:.1f} s")
 

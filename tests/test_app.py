@@ -229,6 +229,14 @@ def test_evaluation_compares_models(app: AppTest) -> None:
     assert not app.exception
 
 
+def test_a_fitted_baseline_offers_a_refit_at_once(app: AppTest) -> None:
+    goto(app, "train")
+    button(app, "Fit popularity").click().run()
+    assert not app.exception
+    labels = [b.label for b in app.button]
+    assert "Refit popularity" in labels and "Fit popularity" not in labels, labels
+
+
 def test_build_your_own_keeps_every_pick_made_one_at_a_time(app: AppTest) -> None:
     goto(app, "recommend")
     button(app, "Fit popularity").click().run()
