@@ -234,7 +234,7 @@ def latency_vocabulary(
         members=net.members,
     )
     if settings.init == "als":
-        _start_from_als(network, data.item_ptr, data.items_flat, items, seed)
+        _start_from_als(network, data.item_ptr, data.items_flat, items, seed, settings.init_sweeps)
     train(
         network,
         data,
@@ -280,14 +280,15 @@ def latency_vocabulary(
     }
 
 
-def _start_from_als(network, ptr: np.ndarray, items_flat: np.ndarray, items: int, seed: int) -> None:
+def _start_from_als(network, ptr: np.ndarray, items_flat: np.ndarray, items: int, seed: int, sweeps: int) -> None:
     """The defaults' ALS start (neural.start_members_from_als) for playlists given as CSR arrays of items 1..n."""
     import scipy.sparse as sp
 
     from songrec.models.neural import start_members_from_als
 
     ones = np.ones(len(items_flat), dtype=np.float32)
-    start_members_from_als(network, sp.csr_matrix((ones, items_flat - 1, ptr), shape=(len(ptr) - 1, items)), seed)
+    matrix = sp.csr_matrix((ones, items_flat - 1, ptr), shape=(len(ptr) - 1, items))
+    start_members_from_als(network, matrix, seed, sweeps)
 
 
 def fit_time(source: str, cache_dir: str | None = None, **params) -> dict:

@@ -229,6 +229,9 @@ def test_a_neural_member_is_saved_and_loaded(
     monkeypatch.setattr(models, "make_model", small_networks)
     model = original("hybrid", **{**FAST, "members": "als,neural:40,title:30"}).fit(demo_split[0])
     assert list(model.members) == ["als", "neural"]
+    counts = demo_split[0].track_counts  # member_min_count (2): the members leave tracks seen once out
+    assert (counts == 1).any()
+    assert counts[model.members["als"].item_ids].min() == counts[model.members["neural"].vocab_ids].min() == 2
     path = tmp_path / "hybrid.safetensors"
     model.save(path)
     monkeypatch.setattr(models, "make_model", original)

@@ -102,13 +102,27 @@ def test_embeddings_can_start_from_als_factors(demo_split) -> None:
     torch.manual_seed(0)
     model.network = model.new_network()
     model.start_from_als(train)
-    als = make_model("als", factors=FAST["embedding_dim"], seed=0, max_items=len(model.vocab_ids)).fit(train)
+    sweeps = model.train_settings.init_sweeps
+    als = make_model("als", factors=FAST["embedding_dim"], iterations=sweeps, seed=0, max_items=len(model.vocab_ids))
+    als.fit(train)
     rows = model.to_item[als.item_ids]
     learned = model.network.embedding.weight.detach().numpy()[rows]
     factors = np.asarray(als.item_factors)
     cosine = (learned * factors).sum(1) / np.linalg.norm(learned, axis=1) / np.linalg.norm(factors, axis=1)
     np.testing.assert_allclose(cosine, 1.0, atol=1e-4)
     assert np.sqrt((learned**2).mean()) == pytest.approx(FAST["embedding_dim"] ** -0.5, rel=1e-3)
+
+
+def test_the_vocabulary_keeps_tracks_seen_once_unless_told_otherwise(demo_split) -> None:
+    """Tracks in one training playlist are a quarter of the MPD sample's entries: the defaults score them."""
+    train = demo_split[0]
+    counts = train.track_counts
+    assert (counts == 1).any()
+    model, rarer = NeuralRecommender(), NeuralRecommender(min_track_count=2)
+    model.build_vocabulary(train)
+    rarer.build_vocabulary(train)
+    assert sorted(model.vocab_ids) == sorted(np.flatnonzero(counts >= 1))
+    assert sorted(rarer.vocab_ids) == sorted(np.flatnonzero(counts >= 2))
 
 
 def test_same_seed_same_model_from_als_with_sampled_negatives(demo_split) -> None:

@@ -35,7 +35,11 @@ class ALSSettings(Settings):
     alpha: float = setting(20.0, "confidence weight of an observed (playlist, track) pair", low=0.0, high=1e6)
     iterations: int = setting(15, "alternating least-squares sweeps", low=1, high=1000)
     min_count: int = setting(
-        2, "tracks in fewer playlists get no factors (the fallbacks cover them)", low=1, high=1_000_000
+        1,
+        "tracks in fewer playlists get no factors (the fallbacks cover them); on the tuning splits 1 beat 2 "
+        "by 0.006 R-precision: a quarter of the entries are tracks seen once",
+        low=1,
+        high=1_000_000,
     )
     max_items: int = setting(
         300_000, "at most this many of the most frequent tracks get factors", low=1, high=10_000_000, label="Max tracks"

@@ -185,13 +185,14 @@ class PlaylistEnsemble(nn.Module):
 
 RESCORED_PER_ANSWER = 4
 """An approximate table hands its best 4 x n (at least MIN_RESCORED) on to exact scoring: recall@500
-against exact scoring is 1.000 at 300,000 tracks (benchmarks/RESULTS.md), and a top-k of 2,000 out
-of 300,000 scores costs about as much as one of 500."""
+against exact scoring is 0.986-0.9995 at 300,000 tracks (benchmarks/RESULTS.md; 8 x n did not raise
+it), and a top-k of 2,000 out of 300,000 scores costs about as much as one of 500."""
 MIN_RESCORED = 200
 SERVED_ENERGY = 0.9
 """An ensemble's approximate table keeps the fewest principal directions (in steps of 32) of the
 members' concatenated output rows that hold this share of their energy. Members that start from the
-same ALS factors stay close, so three networks of 128 need about 128 directions, not 384."""
+same data's ALS factors stay close, so three networks of 128 need 224-288 directions, not 384 (the
+more sweeps their ALS starts had, the fewer)."""
 
 
 def principal_directions(weights: torch.Tensor, energy: float, step: int = 32) -> torch.Tensor | None:

@@ -199,7 +199,7 @@ class NeuralRecommender(Recommender):
         """Each network's track embeddings (and untied head) start from ALS item factors of the training
         playlists over the vocabulary (see start_members_from_als)."""
         matrix = corpus.matrix()[:, self.vocab_ids].tocsr()
-        start_members_from_als(self.network, matrix, self.train_settings.seed)
+        start_members_from_als(self.network, matrix, self.train_settings.seed, self.train_settings.init_sweeps)
 
     def serving_precision(self) -> str:
         """The table precision recommendations read (see NetworkSettings.serving and EXACT_SERVING_UP_TO)."""
@@ -333,15 +333,17 @@ class NeuralRecommender(Recommender):
         self.best_epoch, self.epochs_trained = int(best_epoch), int(epochs)
 
 
-def start_members_from_als(network: torch.nn.Module, matrix: sp.csr_matrix, seed: int) -> None:
+def start_members_from_als(network: torch.nn.Module, matrix: sp.csr_matrix, seed: int, sweeps: int) -> None:
     """Network j's track embeddings (and untied head) start from the factors of its own ALS fit
-    (seed + j) of `matrix` (playlists x vocabulary items 1..n, built once), rescaled to the random
-    start's spread (dim ** -0.5 per entry): different ALS solutions made the averaged networks differ
-    more, and that lifted held-out R-precision by about 0.003 over one shared start."""
+    (seed + j, `sweeps` sweeps: a start, not a solution) of `matrix` (playlists x vocabulary items
+    1..n, built once), rescaled to the random start's spread (dim ** -0.5 per entry): different ALS
+    solutions made the averaged networks differ more, and that lifted held-out R-precision by about
+    0.003 over one shared start."""
     from songrec.models.als import ALSSettings, item_factors
 
     for number, member in enumerate(members_of(network)):
-        factors = item_factors(matrix, ALSSettings(factors=member.embedding.embedding_dim, seed=seed + number))
+        settings = ALSSettings(factors=member.embedding.embedding_dim, iterations=sweeps, seed=seed + number)
+        factors = item_factors(matrix, settings)
         factors *= factors.shape[1] ** -0.5 / max(float(np.sqrt((factors**2).mean())), 1e-12)
         tables = [member.embedding.weight] + ([member.head.weight] if member.head is not None else [])
         with torch.no_grad():
