@@ -185,7 +185,7 @@ class PlaylistEnsemble(nn.Module):
 
 RESCORED_PER_ANSWER = 4
 """An approximate table hands its best 4 x n (at least MIN_RESCORED) on to exact scoring: recall@500
-against exact scoring is 0.986-0.9995 at 300,000 tracks (benchmarks/RESULTS.md; 8 x n did not raise
+against exact scoring is 0.998-0.9995 at 300,000 tracks (benchmarks/RESULTS.md; 8 x n did not raise
 it), and a top-k of 2,000 out of 300,000 scores costs about as much as one of 500."""
 MIN_RESCORED = 200
 SERVED_ENERGY = 0.9
