@@ -47,7 +47,7 @@ class NetworkSettings(Settings):
     min_track_count: int = setting(
         1,
         "tracks in fewer playlists than this are not scored by the network (the fallbacks cover them); "
-        "on the tuning splits 1 beat 2 by 0.004 R-precision: a quarter of the entries are tracks seen once",
+        "on the tuning splits 1 beat 2 by 0.005 R-precision: a quarter of the entries are tracks seen once",
         low=1,
         high=1_000_000,
     )
