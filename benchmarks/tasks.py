@@ -203,7 +203,7 @@ def latency_vocabulary(
     `train_steps` sampled steps on them, so the members have moved apart from their common start), one
     thread, queries of 1, 5, 10, 25 or 100 seeds, the best n by the served table (what
     NeuralRecommender.recommend spends in the network; the fallbacks and id mapping add well under a
-    millisecond), and recall@n of the served answers against exact float32 scoring (ties at the cut count)."""
+    millisecond), and recall@n of the served answers against exact float32 scoring (_recall_at_cut)."""
     import torch
 
     from songrec.config import NetworkSettings, TrainSettings
@@ -261,11 +261,7 @@ def latency_vocabulary(
         if i >= 20:
             times.append(elapsed)
             if not served.exact:
-                # found: an answer scoring at least the exact n-th score. Tracks never drawn into a playlist share
-                # one score, so a cut among them makes any of them as right as another (a set overlap read 0.37).
-                scores = exact.scores(seeds, None)[0]
-                cut = torch.topk(scores, n).values[-1]
-                recalls.append(float((scores[ids[0]] >= cut).float().mean()))
+                recalls.append(_recall_at_cut(ids[0], exact, seeds, n))
     times = np.asarray(times)
     return {
         "model": "neural",
@@ -375,7 +371,7 @@ def latency(
         assert len(ids) > 0
     extra = {}
     if model == "neural" and recommender.serving_precision() != "float32":
-        extra = _served_recall(recommender, corpus, rows, sizes, names)
+        extra = _served_recall(recommender, corpus, rows, sizes)
     limits.restore_original_limits()
     times, cpu_times = np.asarray(times), np.asarray(cpu_times)
     if model == "itemknn":
@@ -399,21 +395,34 @@ def latency(
     }
 
 
-def _served_recall(recommender, corpus, rows, sizes, names, n: int = 500) -> dict:
-    """recall@n of the served (approximate) answers against exact float32 scoring of the same network."""
-    import copy
+def _recall_at_cut(served_ids, exact, seeds, n: int) -> float:
+    """recall@n of served answers against exact scoring (`exact`, a float32 ServedScores): the share of them
+    scoring at least the exact n-th score. Tracks tied at the cut are equally right answers; tracks never
+    drawn into a generated playlist all share one score, and a set overlap counted them as misses."""
+    import torch
 
-    exact = copy.copy(recommender)
-    exact.network_settings = recommender.network_settings.replace(serving="float32")
-    exact._served = None
+    scores = exact.scores(seeds, None)[0]
+    cut = torch.topk(scores, n).values[-1]
+    return float((scores[served_ids] >= cut).float().mean())
+
+
+def _served_recall(recommender, corpus, rows, sizes, n: int = 500) -> dict:
+    """recall@n of the network's served (approximate) answers against exact float32 scoring of the same
+    network, for the seeds the network knows (title-only playlists go to the fallbacks)."""
+    import torch
+
+    from songrec.models.network import ServedScores, pad_rows
+
+    recommender.network.eval()  # exact scores without dropout, as recommend() reads them
+    served, exact = recommender.served_scores(), ServedScores(recommender.network, "float32")
     recalls = []
     for i, row in enumerate(rows[20:], start=20):
-        seeds = corpus.playlist_tracks(int(row))[: sizes[i % len(sizes)]]
-        if not len(recommender.to_item[seeds].nonzero()[0]):
-            continue  # title-only or unknown seeds: the fallbacks answer, not the network
-        served, _ = recommender.recommend(seeds, str(names[row]), n=n)
-        truth, _ = exact.recommend(seeds, str(names[row]), n=n)
-        recalls.append(len(set(served.tolist()) & set(truth.tolist())) / max(1, len(truth)))
+        items = recommender.to_item[corpus.playlist_tracks(int(row))[: sizes[i % len(sizes)]]]
+        if not (items > 0).any():
+            continue
+        seeds = torch.from_numpy(pad_rows([items[items > 0]]))
+        _, ids = served.top(seeds, None, n)
+        recalls.append(_recall_at_cut(ids[0], exact, seeds, n))
     return {
         "serving": recommender.serving_precision(),
         "recall_at_500": float(np.mean(recalls)),
