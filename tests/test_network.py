@@ -162,3 +162,21 @@ def test_served_low_precision_tables_rank_like_exact_scores(precision: str, memb
     approximate = torch.topk(served.scores(seeds), n, dim=1).indices  # the approximate pass alone, no rescoring
     for row in range(len(seeds)):
         assert len(set(approximate[row].tolist()) & set(best.indices[row].tolist())) / n >= 0.9
+
+
+@pytest.mark.parametrize("dim", [4, 12, 100])
+def test_int8_table_of_any_width_serves_a_batch_like_exact_scores(dim: int) -> None:
+    """torch's int8 x bfloat16 kernel crashed the process on a batch of 4 when the width was not a multiple of 8."""
+    network = _ensemble(3000, 1, dim=dim)
+    seeds = torch.tensor([[3, 9, 0], [5, 6, 7], [11, 0, 0], [2999, 1, 0]])
+    with torch.no_grad():
+        exact = network.scores(seeds)
+    served = ServedScores(network, "int8")
+    assert served.rank % 8 == 0 and served.rank >= dim
+    torch.testing.assert_close(
+        served.scores(seeds).softmax(dim=1), exact.softmax(dim=1), rtol=0, atol=0.05 * exact.softmax(dim=1).max().item()
+    )
+    _, items = served.top(seeds, None, 50)
+    best = torch.topk(exact, 50, dim=1).indices
+    for row in range(len(seeds)):
+        assert len(set(items[row].tolist()) & set(best[row].tolist())) >= 48
