@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from songrec.models.network import PlaylistEnsemble, PlaylistModel, ServedScores, pick_device, principal_directions
+from songrec.models.network import (
+    PlaylistEnsemble,
+    PlaylistModel,
+    ServedScores,
+    best_unordered,
+    pick_device,
+    principal_directions,
+)
 from songrec.training import (
     softmax_loss,
     use_sparse_lookups,
@@ -180,3 +187,18 @@ def test_int8_table_of_any_width_serves_a_batch_like_exact_scores(dim: int) -> N
     best = torch.topk(exact, 50, dim=1).indices
     for row in range(len(seeds)):
         assert len(set(items[row].tolist()) & set(best[row].tolist())) >= 48
+
+
+def test_best_unordered_finds_the_same_scores_as_a_full_top_k() -> None:
+    torch.manual_seed(3)
+    scores = torch.randn(4, 20_000)
+    scores[1, :15_000] = 0.5  # a block of ties across the cut
+    scores[2, ::3] = float("-inf")  # seeds and padding
+    scores[3] = torch.linspace(0, 1, 20_000)  # sorted: the sample's estimate at its edge
+    for count in (1, 300, 2000, 19_999):
+        chosen = best_unordered(scores, count)
+        assert chosen.shape == (4, count)
+        for row in range(4):
+            assert len(set(chosen[row].tolist())) == count
+            expected = torch.topk(scores[row], count).values
+            torch.testing.assert_close(scores[row, chosen[row]].sort(descending=True).values, expected)

@@ -184,12 +184,32 @@ class PlaylistEnsemble(nn.Module):
 
 
 def best_unordered(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """(batch, count) ids of each row's `count` highest scores in no particular order: numpy's
-    introselect, a third of the time of torch.topk's sorted 2,000 of 300,000 on one thread."""
+    """(batch, count) ids of each row's `count` highest scores, in no particular order.
+
+    A row's every SELECTION_STRIDE-th score estimates the cut: the scores above a threshold a little
+    below it are found in one comparison, and only those (a few thousand) are ranked. At 300,000
+    scores and count 2,000 on one thread: p50 1.4 / p99 3.7 ms, against 2.7 / 3.8 for torch.topk and
+    0.8 / 6.4 for np.argpartition, whose introselect slows down on some single-seed queries. When the
+    estimate leaves fewer than `count` above it, the row falls back to torch.topk."""
     if count >= scores.shape[1]:
         return torch.arange(scores.shape[1]).expand(scores.shape[0], -1)
-    chosen = np.argpartition(scores.numpy(), -count, axis=1)[:, -count:]
-    return torch.from_numpy(np.ascontiguousarray(chosen))
+    chosen = []
+    for row in scores:
+        sample = row[::SELECTION_STRIDE]
+        depth = min(len(sample), math.ceil(count / SELECTION_STRIDE * SELECTION_MARGIN) + 8)
+        threshold = torch.topk(sample, depth).values[-1]
+        above = torch.nonzero(row >= threshold).squeeze(1)
+        if len(above) < count:
+            chosen.append(torch.topk(row, count, sorted=False).indices)
+        else:
+            chosen.append(above[torch.topk(row[above], count, sorted=False).indices])
+    return torch.stack(chosen)
+
+
+SELECTION_STRIDE = 64
+SELECTION_MARGIN = 1.5
+"""best_unordered's threshold is the sample's (1.5 count / 64 + 8)-th score: with track ids in order
+of popularity, the strided sample covers every popularity band, and a margin of 1.5 leaves enough above."""
 
 
 INT8_COLUMN_STEP = 8
