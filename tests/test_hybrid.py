@@ -245,3 +245,20 @@ def test_a_neural_member_is_saved_and_loaded(
         np.testing.assert_allclose(scores, again_scores, rtol=1e-5)
         proposers.update(name for names in loaded.proposers(case.seeds, ids, case.title) for name in names)
     assert "neural" in proposers
+
+
+def test_the_xendcg_objective_trains_a_ranker_that_is_saved_and_loaded(
+    demo_split: tuple[Corpus, Corpus], demo_cases: list, tmp_path: Path
+) -> None:
+    model = make_model("hybrid", **FAST, objective="rank_xendcg").fit(demo_split[0])
+    assert "objective=rank_xendcg" in model.ranker.model_to_string()
+    path = tmp_path / "xendcg.safetensors"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.config()["objective"] == "rank_xendcg"
+    for case in demo_cases[:6]:
+        ids, _ = model.recommend(case.seeds, case.title, 20)
+        assert not set(ids) & set(case.seeds)
+        assert np.array_equal(ids, loaded.recommend(case.seeds, case.title, 20)[0])
+    with pytest.raises(SettingError, match="objective must be one of lambdarank, rank_xendcg"):
+        make_model("hybrid", objective="regression")

@@ -45,6 +45,7 @@ FUSION_OFFSET = 60.0
 trained (a fit stopped before it, or too few cases to learn from)."""
 RANKER_PIECE = 4096
 """Characters of LightGBM's (ASCII) model text per string-table entry (a checkpoint's per-string limit)."""
+RANKING_OBJECTIVES = ("lambdarank", "rank_xendcg")
 BATCH = 256
 """Playlists described at once: large enough for vectorised features, small enough for memory."""
 
@@ -80,12 +81,24 @@ class HybridSettings(Settings):
         high=1.0,
         step=0.05,
     )
+    objective: str = setting(
+        "lambdarank",
+        "the ranker's LightGBM objective: lambdarank, or rank_xendcg (a cross-entropy over each playlist's "
+        "candidates): over five splits xendcg scored +0.0016 R-precision and +0.0017 NDCG, within the noise, "
+        "for three quarters of the fit",
+        choices=RANKING_OBJECTIVES,
+    )
     rounds: int = setting(500, "most boosting rounds of the ranker", low=1, high=10_000)
     early_stopping: int = setting(30, "stop when validation NDCG has not improved for this many rounds", low=1)
     learning_rate: float = setting(0.05, "the ranker's learning rate", low=1e-4, high=1.0, log=True)
     num_leaves: int = setting(31, "leaves per tree", low=2, high=1024)
     min_data_in_leaf: int = setting(50, "fewest candidates in a leaf", low=1, high=100_000)
-    truncation: int = setting(100, "ranks LambdaRank optimises (lambdarank_truncation_level)", low=1, high=5000)
+    truncation: int = setting(
+        100,
+        "ranks LambdaRank optimises (lambdarank_truncation_level) and early stopping's NDCG reads",
+        low=1,
+        high=5000,
+    )
     threads: int = setting(0, "LightGBM threads (0: all cores)", low=0, high=256)
     seed: int = setting(0, "seeds the held-out share, the cases and the ranker", low=0)
 
@@ -299,7 +312,7 @@ class HybridRecommender(Recommender):
         train_set = dataset(train_groups)
         valid_set = dataset(valid_groups, train_set)
         params = {
-            "objective": "lambdarank",
+            "objective": s.objective,
             "metric": "ndcg",
             "eval_at": [s.truncation],
             "lambdarank_truncation_level": s.truncation,
