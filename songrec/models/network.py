@@ -183,6 +183,13 @@ class PlaylistEnsemble(nn.Module):
         return total / len(self.members)
 
 
+SELECTION_STRIDE = 64
+"""best_unordered samples every 64th score of a row: with track ids in order of popularity, the sample
+covers every popularity band."""
+SELECTION_MARGIN = 1.5
+"""best_unordered's threshold is the sample's (1.5 count / 64 + 8)-th score, so that enough scores lie above it."""
+
+
 def best_unordered(scores: torch.Tensor, count: int) -> torch.Tensor:
     """(batch, count) ids of each row's `count` highest scores, in no particular order.
 
@@ -206,20 +213,14 @@ def best_unordered(scores: torch.Tensor, count: int) -> torch.Tensor:
     return torch.stack(chosen)
 
 
-SELECTION_STRIDE = 64
-SELECTION_MARGIN = 1.5
-"""best_unordered's threshold is the sample's (1.5 count / 64 + 8)-th score: with track ids in order
-of popularity, the strided sample covers every popularity band, and a margin of 1.5 leaves enough above."""
-
-
 INT8_COLUMN_STEP = 8
 """An int8 table's columns are padded with zeros to a multiple of this (no score changes): the integer
 matrix product is exact for every width measured, but one of a single column was not."""
 
 RESCORED_PER_ANSWER = 4
-"""An approximate table hands its best 4 x n (at least MIN_RESCORED) on to exact scoring: recall@500
-against exact scoring is 0.998-0.9995 at 300,000 tracks (benchmarks/RESULTS.md; 8 x n did not raise
-it), and a top-k of 2,000 out of 300,000 scores costs about as much as one of 500."""
+"""An approximate table hands its best 4 x n (at least MIN_RESCORED, chosen by best_unordered) on to
+exact scoring: recall@500 against exact scoring is 0.998-0.9995 at 300,000 tracks (benchmarks/RESULTS.md;
+8 x n did not raise it, 2 x n lowered it to 0.995 for 0.5 ms)."""
 MIN_RESCORED = 200
 SERVED_ENERGY = 0.9
 """An ensemble's approximate table keeps the fewest principal directions (in steps of 32) of the
