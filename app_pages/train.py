@@ -99,26 +99,29 @@ st.caption(
     "recommends tracks that share playlists with the seeds."
 )
 kinds = [k for k in model_names() if k != "neural"]
+clicked = {}
 for column, kind in zip(st.columns(max(len(kinds), 1)), kinds, strict=False):
     with column:
         entry = models.fitted_here(kind)
-        clicked = st.button(f"{'Refit' if entry else 'Fit'} {kind}", key=f"fit_{kind}", width="stretch")
-        specs = models.setting_specs(kind)
-        params = {}
-        if specs:
-            with st.expander("Settings"):
-                params = widgets.settings_form(specs, models.saved_params(kind), columns=1, key=f"baseline.{kind}")
-        if clicked:
-            try:
-                models.fit_baseline(kind, **params)
-            except SettingError as exc:
-                st.error(f"Not fitted: {exc}")
-            except Exception as exc:  # a model still being written must not take the page down
-                st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
-            else:
-                st.rerun()  # the buttons above were drawn before the fit: redraw them as "Refit"
+        clicked[kind] = st.button(f"{'Refit' if entry else 'Fit'} {kind}", key=f"fit_{kind}", width="stretch")
         if entry:
             st.caption(f"fitted in {entry.seconds:.1f} s")
+params_of = {}
+for kind in kinds:  # full width, a row of four: the hybrid has a dozen settings, too many for a sixth of the page
+    specs = models.setting_specs(kind)
+    params_of[kind] = {}
+    if specs:
+        with st.expander(f"{kind} settings"):
+            params_of[kind] = widgets.settings_form(specs, models.saved_params(kind), columns=4, key=f"baseline.{kind}")
+for kind in [k for k in kinds if clicked[k]]:
+    try:
+        models.fit_baseline(kind, **params_of[kind])
+    except SettingError as exc:
+        st.error(f"{kind} not fitted: {exc}")
+    except Exception as exc:  # a model still being written must not take the page down
+        st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
+    else:
+        st.rerun()  # the buttons above were drawn before the fit: redraw them as "Refit"
 
 # --------------------------------------------------------------------------- the notebook, as written
 st.subheader("The notebook, as written")
