@@ -64,8 +64,10 @@ def main() -> int:
     print(f"fit: {wall:.1f} s wall, {cpu:.1f} s CPU (all threads), load average {_load()} at the end")
     for stage, seconds in stages.items():
         print(f"  {stage:<28}{seconds:8.1f} s")
+    rounds = " + ".join(map(str, report.best_iterations)) or "0"
     print(
-        f"  ranker: {report.cases:,} cases, {report.rows:,} candidate rows, {report.best_iteration} rounds kept, "
+        f"  ranker: {report.cases:,} cases, {report.rows:,} candidate rows, {rounds} rounds kept "
+        f"({model.settings.objective}), "
         f"candidate recall {report.candidate_recall:.3f}, validation NDCG {report.valid_ndcg:.4f}"
     )
 

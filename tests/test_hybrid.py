@@ -53,7 +53,9 @@ class TestHybrid(RecommenderBaseTestMixin):
         model.save(path)
         loaded = load_model(path)
         assert list(loaded.members) == list(model.members) == ["als", "itemknn"]
-        assert loaded.ranker.model_to_string() == model.ranker.model_to_string()
+        assert len(loaded.rankers) == len(model.rankers) == 2  # the default: a LambdaRank and an XE-NDCG ranker
+        for mine, theirs in zip(model.rankers, loaded.rankers, strict=True):
+            assert theirs.model_to_string() == mine.model_to_string()
         assert loaded.feature_importances().equals(model.feature_importances())
         for case in cases[:5]:
             ids, _ = model.recommend(case.seeds, case.title, 20)
@@ -127,18 +129,19 @@ def test_fit_reports_every_stage_and_can_be_stopped(demo_split: tuple[Corpus, Co
     stages = [e.label.split(":")[0] for e in events]
     for stage in ("als (fit on the rest)", "itemknn (fit on the rest)", "cases", "ranker", "als (refit on all)"):
         assert stage in stages
-    assert any(e.label.startswith("ranker: round ") for e in events)
+    assert any(e.label.startswith("ranker: lambdarank round ") for e in events)
+    assert any(e.label.startswith("ranker: rank_xendcg round ") for e in events)
 
     seen: list[str] = []
 
     def stop_in_the_ranker(progress: HybridProgress) -> bool:
         seen.append(progress.label)
-        return not progress.label.startswith("ranker: round 3/")
+        return not progress.label.startswith("ranker: lambdarank round 3/")
 
     model = make_model("hybrid", **FAST).fit(demo_split[0], callback=stop_in_the_ranker)
     assert model.report.stopped and model.report.best_iteration <= 3
     assert not any("refit" in label for label in seen)
-    assert model.ranker is not None and model.ranker.num_trees() <= 3
+    assert len(model.rankers) == 1 and model.ranker.num_trees() <= 3  # stopped before the second ranker
 
     early = make_model("hybrid", **FAST).fit(demo_split[0], callback=lambda progress: False)
     assert early.report.stopped and early.ranker is None and list(early.members) == ["als"]
@@ -262,3 +265,30 @@ def test_the_xendcg_objective_trains_a_ranker_that_is_saved_and_loaded(
         assert np.array_equal(ids, loaded.recommend(case.seeds, case.title, 20)[0])
     with pytest.raises(SettingError, match="objective must be one of lambdarank, rank_xendcg"):
         make_model("hybrid", objective="regression")
+
+
+def test_the_default_rankers_are_one_of_each_objective_and_their_standardised_scores_are_summed(
+    demo_split: tuple[Corpus, Corpus], demo_cases: list
+) -> None:
+    model = make_model("hybrid", **FAST).fit(demo_split[0])
+    texts = [r.model_to_string() for r in model.rankers]
+    assert "objective=lambdarank" in texts[0] and "objective=rank_xendcg" in texts[1]
+    assert len(model.report.best_iterations) == 2 and model.report.best_iterations[0] == model.report.best_iteration
+    case = next(c for c in demo_cases if len(c.seeds) >= 5)
+    found = model._candidates([case.seeds], [case.title], model.stats, model.title_model, model._popular_order)
+    by_ranker = [r.predict(found.features) for r in model.rankers]
+    expected = sum((s - s.mean()) / s.std() for s in by_ranker)
+    np.testing.assert_allclose(model._rank(found), expected, rtol=1e-4, atol=1e-4)
+    shares = model.feature_importances()["gain"]
+    assert shares.sum() == pytest.approx(1.0)  # each ranker's gains as shares of its total, averaged
+
+
+def test_standardised_scores_are_centred_and_scaled_per_playlist() -> None:
+    from songrec.models.hybrid import _standardised
+
+    scores = np.array([1.0, 3.0, 10.0, 10.0, 40.0])
+    group = np.array([0, 0, 1, 1, 1])
+    # playlist 0: mean 2, std 1; playlist 1: mean 20, std sqrt(200)
+    expected = [-1.0, 1.0, -10 / np.sqrt(200), -10 / np.sqrt(200), 20 / np.sqrt(200)]
+    np.testing.assert_allclose(_standardised(scores, group, 2), expected)
+    assert np.array_equal(_standardised(np.array([5.0, 5.0]), np.array([0, 0]), 1), [0.0, 0.0])
