@@ -65,14 +65,17 @@ class TestHybrid(RecommenderBaseTestMixin):
         path = tmp_path / "hybrid.safetensors"
         model.save(path)
         config, arrays, strings = load_checkpoint(path, "hybrid")
-        for forged, message in (
-            ("import os; os.system('echo pwned')", "not a LightGBM model string"),
-            ("tree\nversion=v4\nnum_class=oops\n", "not a readable LightGBM model"),
-        ):
-            strings["model.ranker"] = [forged]
-            save_checkpoint(path, "hybrid", config, arrays, strings)
-            with pytest.raises(CheckpointError, match=f"{path.name}.*{message}"):
-                load_model(path)
+        for key in ("model.ranker", "model.ranker.1"):  # the first ranker, and the second of the defaults
+            for forged, message in (
+                ("import os; os.system('echo pwned')", "not a LightGBM model string"),
+                ("tree\nversion=v4\nnum_class=oops\n", "not a readable LightGBM model"),
+            ):
+                saved = strings[key]
+                strings[key] = [forged]
+                save_checkpoint(path, "hybrid", config, arrays, strings)
+                with pytest.raises(CheckpointError, match=f"{path.name}.*{message}"):
+                    load_model(path)
+                strings[key] = saved
 
     def test_a_ranker_for_other_features_is_refused(self, model: HybridRecommender, tmp_path: Path) -> None:
         path = tmp_path / "hybrid.safetensors"
