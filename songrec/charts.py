@@ -238,17 +238,18 @@ def per_category_bars(per_category: pd.DataFrame, metric: str, title: str, order
 
 
 def feature_importances(table: pd.DataFrame, model: str = "hybrid") -> alt.Chart:
-    """How much each feature's splits improved a ranker (LightGBM gain), largest first."""
+    """How much each feature's splits improved the ranking (LightGBM gain, as a share), largest first."""
     frame = table.assign(share=table["gain"] / max(float(table["gain"].sum()), 1e-12))
     return (
         alt.Chart(frame)
         .mark_bar(color=model_colour(model))
         .encode(
-            x=alt.X("share:Q", title="share of the ranker's total gain", axis=alt.Axis(format="%")),
-            y=alt.Y("feature:N", sort="-x", title=None),
-            tooltip=["feature:N", alt.Tooltip("gain:Q", format=",.1f"), alt.Tooltip("share:Q", format=".1%")],
+            x=alt.X("share:Q", title="share of the ranking's gain", axis=alt.Axis(format="%")),
+            # every feature named: Vega-Lite would otherwise drop every other label of a dense axis
+            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
+            tooltip=["feature:N", alt.Tooltip("share:Q", format=".1%")],
         )
-        .properties(title=f"What the {model} ranker looks at", height=alt.Step(16))
+        .properties(title=f"What the {model}'s ranking looks at", height=alt.Step(18))
     )
 
 
