@@ -245,8 +245,8 @@ def feature_importances(table: pd.DataFrame, model: str = "hybrid") -> alt.Chart
         .mark_bar(color=model_colour(model))
         .encode(
             x=alt.X("share:Q", title="share of the ranking's gain", axis=alt.Axis(format="%")),
-            # every feature named: Vega-Lite would otherwise drop every other label of a dense axis
-            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
+            # every feature named in full: Vega-Lite would otherwise drop every other label and cut long ones
+            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=240)),
             tooltip=["feature:N", alt.Tooltip("share:Q", format=".1%")],
         )
         .properties(title=f"What the {model}'s ranking looks at", height=alt.Step(18))
