@@ -113,13 +113,14 @@ for kind in kinds:  # full width, a row of four: the hybrid has a dozen settings
     if specs:
         with st.expander(f"{kind} settings"):
             params_of[kind] = widgets.settings_form(specs, models.saved_params(kind), columns=4, key=f"baseline.{kind}")
-for kind in [k for k in kinds if clicked[k]]:
+chosen = next((kind for kind in kinds if clicked[kind]), None)  # one button per run
+if chosen is not None:
     try:
-        models.fit_baseline(kind, **params_of[kind])
+        models.fit_baseline(chosen, **params_of[chosen])
     except SettingError as exc:
-        st.error(f"{kind} not fitted: {exc}")
+        st.error(f"{chosen} not fitted: {exc}")
     except Exception as exc:  # a model still being written must not take the page down
-        st.error(f"{kind} could not be fitted: {type(exc).__name__}: {exc}")
+        st.error(f"{chosen} could not be fitted: {type(exc).__name__}: {exc}")
     else:
         st.rerun()  # the buttons above were drawn before the fit: redraw them as "Refit"
 

@@ -90,11 +90,6 @@ class HybridSettings(Settings):
         "every one, for about 20% more fit)",
         choices=RANKING_OBJECTIVES,
     )
-
-    def objectives(self) -> list[str]:
-        """The LightGBM objective of each ranker, in training order."""
-        return self.objective.split("+")
-
     rounds: int = setting(500, "most boosting rounds of the ranker", low=1, high=10_000)
     early_stopping: int = setting(30, "stop when validation NDCG has not improved for this many rounds", low=1)
     learning_rate: float = setting(0.05, "the ranker's learning rate", low=1e-4, high=1.0, log=True)
@@ -112,6 +107,10 @@ class HybridSettings(Settings):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.depths()
+
+    def objectives(self) -> list[str]:
+        """The LightGBM objective of each ranker, in training order."""
+        return self.objective.split("+")
 
     def depths(self) -> dict[str, int]:
         """Each source and its K, in the order given."""
@@ -198,11 +197,16 @@ class FitReport:
     cases: int = 0
     rows: int = 0
     candidate_recall: float = float("nan")
-    best_iteration: int = 0
-    """Rounds kept by the first ranker (`best_iterations` has every ranker's)."""
     best_iterations: list[int] = field(default_factory=list)
+    """Rounds kept by each ranker, in training order."""
     valid_ndcg: float = float("nan")
+    """The first ranker's best validation NDCG."""
     stopped: bool = False
+
+    @property
+    def best_iteration(self) -> int:
+        """Rounds kept by the first ranker (0 before one is trained)."""
+        return self.best_iterations[0] if self.best_iterations else 0
 
 
 class HybridRecommender(Recommender):
@@ -329,15 +333,16 @@ class HybridRecommender(Recommender):
         objectives = s.objectives()
         rankers = []
         for number, objective in enumerate(objectives):
-            booster = self._train_one(lightgbm, objective, train_set, valid_set, reporter, number, len(objectives))
-            rankers.append(booster)
+            rankers.append(self._train_one(objective, train_set, valid_set, reporter, number, len(objectives)))
             if reporter.stopped:
                 break
         reporter.next()
         return rankers
 
-    def _train_one(self, lightgbm, objective: str, train_set, valid_set, reporter: _Reporter, number: int, count: int):
-        """One LightGBM ranker, early-stopped on validation NDCG; its best rounds re-read from its text."""
+    def _train_one(self, objective: str, train_set, valid_set, reporter: _Reporter, number: int, count: int):
+        """Ranker `number` of `count`, early-stopped on validation NDCG; its best rounds re-read from its text."""
+        import lightgbm
+
         s = self.settings
         params = {
             "objective": objective,
@@ -372,7 +377,6 @@ class HybridRecommender(Recommender):
         best_iteration = int(booster.best_iteration or booster.current_iteration())
         self.report.best_iterations.append(best_iteration)
         if number == 0:
-            self.report.best_iteration = best_iteration
             best = booster.best_score.get("valid", {})
             self.report.valid_ndcg = float(next(iter(best.values()), float("nan")))
         # the ranker in use is the one a checkpoint holds: the best rounds, re-read from LightGBM's text
@@ -431,8 +435,7 @@ class HybridRecommender(Recommender):
         if not self.rankers:
             ranks = np.where(found.proposed, self._source_ranks(found), np.inf)
             return (1.0 / (FUSION_OFFSET + ranks)).sum(axis=1).astype(np.float32)
-        if len(self.rankers) == 1:
-            return self.rankers[0].predict(found.features, num_threads=1).astype(np.float32)
+        # standardised per playlist, so rankers of different objectives add up (one ranker: the same order)
         total = np.zeros(len(found.track), dtype=np.float64)
         for ranker in self.rankers:
             total += _standardised(ranker.predict(found.features, num_threads=1), found.group, len(found.sizes))
