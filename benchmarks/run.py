@@ -145,8 +145,16 @@ def corpora(args) -> list[tuple[str, str]]:
     return out
 
 
-PREVIOUS_DEFAULTS = {"members": 3, "negatives": 0, "batch_size": 64, "learning_rate": 7e-3, "cpu_threads": 0}
-"""The neural defaults before issue 13 (three networks, full softmax, batches of 64): the baseline row."""
+PREVIOUS_DEFAULTS = {
+    "members": 3,
+    "negatives": 0,
+    "batch_size": 64,
+    "learning_rate": 7e-3,
+    "cpu_threads": 0,
+    "distill": 0.0,
+}
+"""The neural defaults before issue 13 (three networks, full softmax, batches of 64, no ALS teacher): the
+baseline row."""
 
 
 def bench_train(args, results: dict) -> None:

@@ -178,7 +178,15 @@ def train_vocabulary(
         cpu.append(time.process_time())
         return len(stamps) < warmup + steps
 
-    train(network, data, settings, max_seeds=net.max_seeds, device=torch.device("cpu"), callback=callback)
+    train(
+        network,
+        data,
+        settings,
+        max_seeds=net.max_seeds,
+        device=torch.device("cpu"),
+        callback=callback,
+        distillation=_teachers_like_the_defaults(network, settings),
+    )
     seconds, cpu_seconds = stamps[-1] - stamps[warmup - 1], cpu[-1] - cpu[warmup - 1]
     timed = len(stamps) - warmup
     return {
@@ -207,6 +215,7 @@ def latency_vocabulary(
     import torch
 
     from songrec.config import NetworkSettings, TrainSettings
+    from songrec.distillation import Distillation, FoldInTeacher
     from songrec.models.network import ServedScores, build_network, pad_rows
     from songrec.synthetic import _lengths
     from songrec.training import train, training_playlists
@@ -233,8 +242,11 @@ def latency_vocabulary(
         tied=net.tied,
         members=net.members,
     )
+    distillation = None
     if settings.init == "als":
-        _start_from_als(network, data.item_ptr, data.items_flat, items, seed, settings.init_sweeps)
+        starts = _start_from_als(network, data.item_ptr, data.items_flat, items, seed, settings.init_sweeps)
+        teachers = [FoldInTeacher(t.factors, t.l2, t.alpha, settings.distill_fold_in) for t in starts]
+        distillation = Distillation(teachers, settings.distill, settings.distill_scale) if settings.distill else None
     train(
         network,
         data,
@@ -242,6 +254,7 @@ def latency_vocabulary(
         max_seeds=net.max_seeds,
         device=torch.device("cpu"),
         callback=lambda p: p.step < train_steps,
+        distillation=distillation,
     )
     network.eval()
     started = time.perf_counter()
@@ -281,15 +294,31 @@ def latency_vocabulary(
     }
 
 
-def _start_from_als(network, ptr: np.ndarray, items_flat: np.ndarray, items: int, seed: int, sweeps: int) -> None:
-    """The defaults' ALS start (neural.start_members_from_als) for playlists given as CSR arrays of items 1..n."""
+def _teachers_like_the_defaults(network, settings):
+    """A teacher per network when the settings teach (init als, distill > 0), as costly as the real one:
+    each network's starting table stands in for its ALS start (a step's cost does not depend on the values)."""
+    from songrec.distillation import Distillation, FoldInTeacher
+    from songrec.training import members_of
+
+    if settings.init != "als" or not settings.distill:
+        return None
+    teachers = [
+        FoldInTeacher(m.embedding.weight.detach().clone(), 0.1, 20.0, settings.distill_fold_in)
+        for m in members_of(network)
+    ]
+    return Distillation(teachers, settings.distill, settings.distill_scale)
+
+
+def _start_from_als(network, ptr: np.ndarray, items_flat: np.ndarray, items: int, seed: int, sweeps: int) -> list:
+    """The defaults' ALS start (neural.start_members_from_als) for playlists given as CSR arrays of items 1..n;
+    returns the starts as teachers."""
     import scipy.sparse as sp
 
     from songrec.models.neural import start_members_from_als
 
     ones = np.ones(len(items_flat), dtype=np.float32)
     matrix = sp.csr_matrix((ones, items_flat - 1, ptr), shape=(len(ptr) - 1, items))
-    start_members_from_als(network, matrix, seed, sweeps)
+    return start_members_from_als(network, matrix, seed, sweeps)
 
 
 def fit_time(source: str, cache_dir: str | None = None, **params) -> dict:

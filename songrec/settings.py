@@ -263,7 +263,7 @@ def add_options(
                 type=str,
                 default=None,
                 metavar=metavar or spec.name.upper(),
-                help=spec.described(),
+                help=spec.described().replace("%", "%%"),  # argparse formats help with %
             )
     return group
 

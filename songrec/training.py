@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from songrec.config import TrainSettings
 from songrec.corpus import take_rows
+from songrec.distillation import Distillation
 from songrec.errors import UserError
 from songrec.models.network import PAD, PlaylistEnsemble, PlaylistModel, all_finite, pad_rows
 
@@ -270,9 +271,11 @@ def sampled_softmax_loss(
     sampler: NegativeSampler,
     rng: np.random.Generator,
     device: torch.device,
+    distillation: Distillation | None = None,
 ) -> torch.Tensor:
     """The loss of softmax_loss over each member's candidate set instead of the whole vocabulary
-    (3-D arrays: one batch per member of an ensemble, whose losses are summed)."""
+    (3-D arrays: one batch per member of an ensemble, whose losses are summed), plus the teacher's
+    distillation loss over the same candidates when one is given."""
     per_member = targets if targets.ndim == 3 else targets[None]
     drawn = [sampler.draw(own, rng) for own in per_member]
     candidates = [torch.from_numpy(c).to(device) for c, _, _ in drawn]
@@ -280,10 +283,25 @@ def sampled_softmax_loss(
     logits = module(seeds_t, words_t, candidates=candidates if targets.ndim == 3 else candidates[0])
     logits = logits if targets.ndim == 3 else [logits]
     total = torch.zeros((), device=device)
-    for member_logits, own, (_, log_inclusion, positions) in zip(logits, per_member, drawn, strict=True):
-        corrected = member_logits.float() - torch.from_numpy(log_inclusion).to(device)
+    members = zip(logits, per_member, drawn, strict=True)
+    for number, (member_logits, own, (_, log_inclusion, positions)) in enumerate(members):
+        correction = torch.from_numpy(log_inclusion).to(device)
+        log_probs = F.log_softmax(member_logits.float() - correction, dim=1)
         mask = torch.from_numpy(own != PAD).to(device)
-        total = total + _target_loss(F.log_softmax(corrected, dim=1), torch.from_numpy(positions).to(device), mask)
+        total = total + _target_loss(log_probs, torch.from_numpy(positions).to(device), mask)
+        if distillation is not None:
+            member_seeds = seeds_t[number] if seeds_t.dim() == 3 else seeds_t
+            total = total + distillation.loss(number, log_probs, member_seeds, candidates[number], correction)
+    return total
+
+
+def full_distillation_loss(logits: torch.Tensor, seeds: torch.Tensor, distillation: Distillation) -> torch.Tensor:
+    """The teacher's loss over every item for full-softmax logits ((batch, items) or an ensemble's stack)."""
+    stacked = logits if logits.dim() == 3 else logits.unsqueeze(0)
+    total = torch.zeros((), device=logits.device)
+    for number, member_logits in enumerate(stacked):
+        member_seeds = seeds[number] if seeds.dim() == 3 else seeds
+        total = total + distillation.loss(number, F.log_softmax(member_logits.float(), dim=1), member_seeds)
     return total
 
 
@@ -350,6 +368,7 @@ class _Run:
     group: Distributed
     started: float
     callback: Callable[[TrainProgress], bool | None] | None
+    distillation: Distillation | None = None
 
 
 def train(
@@ -363,6 +382,7 @@ def train(
     callback: Callable[[TrainProgress], bool | None] | None = None,
     group: Distributed | None = None,
     result: TrainResult | None = None,
+    distillation: Distillation | None = None,
 ) -> TrainResult:
     """Train `network` (already on `device`) on the playlists; keep the weights of its best epoch.
 
@@ -373,14 +393,15 @@ def train(
     torchrun each rank trains on its share of the playlists and DistributedDataParallel averages
     the gradients; only rank 0 calls the callback, and a stop request is ignored there (every rank
     must run the same steps). `result`, when given, is filled in as training goes, so a caller still
-    has the history and best epoch after an interrupt.
+    has the history and best epoch after an interrupt. `distillation` adds a teacher's loss to every
+    step (songrec.distillation).
     """
     group = group or Distributed()
     threads = torch.get_num_threads()
     if device.type == "cpu" and settings.cpu_threads:
         torch.set_num_threads(settings.cpu_threads)
     try:
-        return _train(network, playlists, settings, max_seeds, device, validate, callback, group, result)
+        return _train(network, playlists, settings, max_seeds, device, validate, callback, group, result, distillation)
     finally:
         torch.set_num_threads(threads)
 
@@ -395,6 +416,7 @@ def _train(
     callback: Callable[[TrainProgress], bool | None] | None,
     group: Distributed,
     result: TrainResult | None,
+    distillation: Distillation | None = None,
 ) -> TrainResult:
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -433,6 +455,7 @@ def _train(
         group,
         time.perf_counter(),
         callback,
+        distillation,
     )
     result = result if result is not None else TrainResult()
     best_state = None
@@ -493,10 +516,15 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, bool, int]:
         seeds, targets, words = sample_batch(run.playlists, rows, run.rng, settings, run.max_seeds)
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=settings.bfloat16):
             if run.sampler is not None:
-                loss = sampled_softmax_loss(run.module, seeds, targets, words, run.sampler, run.rng, run.device)
+                loss = sampled_softmax_loss(
+                    run.module, seeds, targets, words, run.sampler, run.rng, run.device, run.distillation
+                )
             else:
-                logits = run.module(torch.from_numpy(seeds).to(run.device), torch.from_numpy(words).to(run.device))
+                seeds_t = torch.from_numpy(seeds).to(run.device)
+                logits = run.module(seeds_t, torch.from_numpy(words).to(run.device))
                 loss = softmax_loss(logits.float(), torch.from_numpy(targets).to(run.device))
+                if run.distillation is not None:
+                    loss = loss + full_distillation_loss(logits, seeds_t, run.distillation)
         for optimizer in run.optimizers:
             optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -358,7 +358,8 @@ def train_options() -> dict[str, str]:
 
     parser = build_parser(["train", "--data", "x", "--out", "y"])
     train = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
-    return {opt: action.help for action in train._actions for opt in action.option_strings}
+    # argparse formats help with %, so the options hold a literal % as %%
+    return {opt: (action.help or "").replace("%%", "%") for action in train._actions for opt in action.option_strings}
 
 
 def test_the_train_form_and_train_help_come_from_the_same_settings(app: AppTest) -> None:

@@ -79,6 +79,13 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture, command: str) -> 
     assert out.startswith(f"usage: songrec {command}")
 
 
+def test_a_setting_whose_help_holds_a_percent_sign_shows_it(capsys: pytest.CaptureFixture) -> None:
+    """Regression: argparse formats help strings with %, so distill_fold_in's '40%' broke every --help."""
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0
+    assert "for 40% of the exact teacher's cost" in " ".join(out.split())
+
+
 def test_evaluate_seed_also_seeds_training() -> None:
     argv = ["evaluate", "--train", "x", "--seed", "7", "--model", "neural,als"]
     args = build_parser(argv).parse_args(argv)

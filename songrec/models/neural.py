@@ -17,6 +17,7 @@ import torch
 from songrec.checkpoint import CheckpointError
 from songrec.config import NetworkSettings, TrainSettings
 from songrec.corpus import Corpus
+from songrec.distillation import Distillation, FoldInTeacher
 from songrec.errors import UserError
 from songrec.metrics import evaluate_model
 from songrec.models.base import FitCallback, Recommender, Scores, frequent_tracks
@@ -154,8 +155,14 @@ class NeuralRecommender(Recommender):
             raise UserError("no training playlist has two or more tracks in the vocabulary")
         torch.manual_seed(settings.seed)
         self.network = self.new_network()
+        distillation = None
         if settings.init == "als":
-            self.start_from_als(train_part)
+            teachers = self.start_from_als(train_part)
+            if settings.distill > 0:
+                teachers = [
+                    FoldInTeacher(t.factors.to(self.device), t.l2, t.alpha, settings.distill_fold_in) for t in teachers
+                ]
+                distillation = Distillation(teachers, settings.distill, settings.distill_scale)
         self.network.to(self.device)
         self._served = None
 
@@ -177,6 +184,7 @@ class NeuralRecommender(Recommender):
                 callback=self._recording(callback),
                 group=group,
                 result=result,
+                distillation=distillation,
             )
         finally:  # also after an interrupt: the best epoch's weights were restored and can be used
             self._served = None
@@ -195,11 +203,11 @@ class NeuralRecommender(Recommender):
             return f"epoch {self.best_epoch} kept (no validation share: every playlist was learned from)"
         return f"best epoch {self.best_epoch} (validation R-precision {self.best_val_metric:.4f}) kept"
 
-    def start_from_als(self, corpus: Corpus) -> None:
+    def start_from_als(self, corpus: Corpus) -> list[FoldInTeacher]:
         """Each network's track embeddings (and untied head) start from ALS item factors of the training
-        playlists over the vocabulary (see start_members_from_als)."""
+        playlists over the vocabulary (see start_members_from_als); returns those starts as teachers."""
         matrix = corpus.matrix()[:, self.vocab_ids].tocsr()
-        start_members_from_als(self.network, matrix, self.train_settings.seed, self.train_settings.init_sweeps)
+        return start_members_from_als(self.network, matrix, self.train_settings.seed, self.train_settings.init_sweeps)
 
     def serving_precision(self) -> str:
         """The table precision recommendations read (see NetworkSettings.serving and EXACT_SERVING_UP_TO)."""
@@ -333,19 +341,27 @@ class NeuralRecommender(Recommender):
         self.best_epoch, self.epochs_trained = int(best_epoch), int(epochs)
 
 
-def start_members_from_als(network: torch.nn.Module, matrix: sp.csr_matrix, seed: int, sweeps: int) -> None:
+def start_members_from_als(
+    network: torch.nn.Module, matrix: sp.csr_matrix, seed: int, sweeps: int
+) -> list[FoldInTeacher]:
     """Network j's track embeddings (and untied head) start from the factors of its own ALS fit
     (seed + j, `sweeps` sweeps: a start, not a solution) of `matrix` (playlists x vocabulary items
     1..n, built once), rescaled to the random start's spread (dim ** -0.5 per entry): different ALS
     solutions made the averaged networks differ more, and that lifted held-out R-precision by about
-    0.003 over one shared start."""
+    0.003 over one shared start. Returns each network's start as an ALS teacher (songrec.distillation)."""
     from songrec.models.als import ALSSettings, item_factors
 
+    teachers = []
     for number, member in enumerate(members_of(network)):
         settings = ALSSettings(factors=member.embedding.embedding_dim, iterations=sweeps, seed=seed + number)
         factors = item_factors(matrix, settings)
-        factors *= factors.shape[1] ** -0.5 / max(float(np.sqrt((factors**2).mean())), 1e-12)
+        scale = factors.shape[1] ** -0.5 / max(float(np.sqrt((factors**2).mean())), 1e-12)
+        factors *= scale
+        # in the rescaled factors ALS's own fold-in needs its L2 rescaled the same way (scores unchanged)
+        padded = torch.cat([torch.zeros(1, factors.shape[1]), torch.from_numpy(factors).float()])
+        teachers.append(FoldInTeacher(padded, settings.l2 * scale**2, settings.alpha))
         tables = [member.embedding.weight] + ([member.head.weight] if member.head is not None else [])
         with torch.no_grad():
             for table in tables:  # row 0 is padding: the vocabulary's items are rows 1..n
                 table[1 : matrix.shape[1] + 1] = torch.from_numpy(factors).to(table.device)
+    return teachers
