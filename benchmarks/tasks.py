@@ -144,33 +144,23 @@ def train_vocabulary(
     an epoch holds, so this measures the full-size step without generating and loading 1M playlists."""
     import torch
 
-    from songrec.config import NetworkSettings, TrainSettings
-    from songrec.models.network import build_network
-    from songrec.synthetic import _lengths
-    from songrec.training import train, training_playlists
+    from songrec.distillation import Distillation, FoldInTeacher
+    from songrec.training import members_of, train
 
     rng = np.random.default_rng(seed)
-    lengths = _lengths(rng, playlists)
-    popularity = 1.0 / np.power(rng.permutation(items) + 1.0, 0.9)
-    cdf = np.cumsum(popularity) / popularity.sum()
-    drawn = np.searchsorted(cdf, rng.random(int(lengths.sum()))) + 1
-    ptr = np.zeros(playlists + 1, dtype=np.int64)
-    np.cumsum(lengths, out=ptr[1:])
-    data = training_playlists(ptr, drawn.astype(np.int64), np.arange(items + 1))  # each track once per playlist
-    network_keys = {f for f in NetworkSettings.__dataclass_fields__}
-    net = NetworkSettings(**{k: v for k, v in overrides.items() if k in network_keys})
-    settings = TrainSettings(**{k: v for k, v in overrides.items() if k not in network_keys}, val_share=0.0)
-    torch.manual_seed(seed)
+    data = _zipf_playlists(rng, playlists, items)
+    net, settings = _settings(overrides)
     started = time.perf_counter()
-    network = build_network(
-        items,
-        0,
-        embedding_dim=net.embedding_dim,
-        hidden_dim=net.hidden_dim,
-        dropout=net.dropout,
-        tied=net.tied,
-        members=net.members,
-    )
+    network = _new_network(items, net, seed)
+    # as costly as the real teachers: each network's starting table stands in for its ALS start (a step's
+    # cost does not depend on the values); the run trains from that start, not from ALS factors
+    distillation = None
+    if settings.init == "als" and settings.distill > 0:
+        stand_ins = [
+            FoldInTeacher(m.embedding.weight.detach().clone(), 0.1, 20.0, settings.distill_fold_in)
+            for m in members_of(network)
+        ]
+        distillation = Distillation.from_settings(stand_ins, settings)
     stamps, cpu = [], []
 
     def callback(progress) -> bool:
@@ -185,7 +175,7 @@ def train_vocabulary(
         max_seeds=net.max_seeds,
         device=torch.device("cpu"),
         callback=callback,
-        distillation=_teachers_like_the_defaults(network, settings),
+        distillation=distillation,
     )
     seconds, cpu_seconds = stamps[-1] - stamps[warmup - 1], cpu[-1] - cpu[warmup - 1]
     timed = len(stamps) - warmup
@@ -214,39 +204,18 @@ def latency_vocabulary(
     millisecond), and recall@n of the served answers against exact float32 scoring (_recall_at_cut)."""
     import torch
 
-    from songrec.config import NetworkSettings, TrainSettings
-    from songrec.distillation import Distillation, FoldInTeacher
-    from songrec.models.network import ServedScores, build_network, pad_rows
-    from songrec.synthetic import _lengths
-    from songrec.training import train, training_playlists
+    from songrec.distillation import Distillation
+    from songrec.models.network import ServedScores, pad_rows
+    from songrec.training import train
 
     rng = np.random.default_rng(seed)
-    playlists = 20_000
-    lengths = _lengths(rng, playlists)
-    popularity = 1.0 / np.power(rng.permutation(items) + 1.0, 0.9)
-    cdf = np.cumsum(popularity) / popularity.sum()
-    drawn = np.searchsorted(cdf, rng.random(int(lengths.sum()))) + 1
-    ptr = np.zeros(playlists + 1, dtype=np.int64)
-    np.cumsum(lengths, out=ptr[1:])
-    data = training_playlists(ptr, drawn.astype(np.int64), np.arange(items + 1))
-    network_keys = set(NetworkSettings.__dataclass_fields__)
-    net = NetworkSettings(**{k: v for k, v in overrides.items() if k in network_keys})
-    settings = TrainSettings(**{k: v for k, v in overrides.items() if k not in network_keys}, val_share=0.0)
-    torch.manual_seed(seed)
-    network = build_network(
-        items,
-        0,
-        embedding_dim=net.embedding_dim,
-        hidden_dim=net.hidden_dim,
-        dropout=net.dropout,
-        tied=net.tied,
-        members=net.members,
-    )
+    data = _zipf_playlists(rng, 20_000, items)
+    net, settings = _settings(overrides)
+    network = _new_network(items, net, seed)
     distillation = None
     if settings.init == "als":
-        starts = _start_from_als(network, data.item_ptr, data.items_flat, items, seed, settings.init_sweeps)
-        teachers = [FoldInTeacher(t.factors, t.l2, t.alpha, settings.distill_fold_in) for t in starts]
-        distillation = Distillation(teachers, settings.distill, settings.distill_scale) if settings.distill else None
+        teachers = _start_from_als(network, data, items, seed, settings)
+        distillation = Distillation.from_settings(teachers, settings)
     train(
         network,
         data,
@@ -294,31 +263,60 @@ def latency_vocabulary(
     }
 
 
-def _teachers_like_the_defaults(network, settings):
-    """A teacher per network when the settings teach (init als, distill > 0), as costly as the real one:
-    each network's starting table stands in for its ALS start (a step's cost does not depend on the values)."""
-    from songrec.distillation import Distillation, FoldInTeacher
-    from songrec.training import members_of
+def _zipf_playlists(rng: np.random.Generator, playlists: int, items: int):
+    """Playlists of MPD-like lengths (songrec.synthetic's lognormal, 5-250 tracks) drawn with Zipf(0.9)
+    popularity over items 1..`items`, as the training loop takes them (each track once per playlist)."""
+    from songrec.synthetic import _lengths
+    from songrec.training import training_playlists
 
-    if settings.init != "als" or not settings.distill:
-        return None
-    teachers = [
-        FoldInTeacher(m.embedding.weight.detach().clone(), 0.1, 20.0, settings.distill_fold_in)
-        for m in members_of(network)
-    ]
-    return Distillation(teachers, settings.distill, settings.distill_scale)
+    lengths = _lengths(rng, playlists)
+    popularity = 1.0 / np.power(rng.permutation(items) + 1.0, 0.9)
+    cdf = np.cumsum(popularity) / popularity.sum()
+    drawn = np.searchsorted(cdf, rng.random(int(lengths.sum()))) + 1
+    ptr = np.zeros(playlists + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    return training_playlists(ptr, drawn.astype(np.int64), np.arange(items + 1))
 
 
-def _start_from_als(network, ptr: np.ndarray, items_flat: np.ndarray, items: int, seed: int, sweeps: int) -> list:
-    """The defaults' ALS start (neural.start_members_from_als) for playlists given as CSR arrays of items 1..n;
+def _settings(overrides: dict):
+    """The neural defaults with `overrides`, split into network and training settings (no validation share)."""
+    from songrec.config import NetworkSettings, TrainSettings
+
+    network_keys = set(NetworkSettings.__dataclass_fields__)
+    net = NetworkSettings(**{k: v for k, v in overrides.items() if k in network_keys})
+    settings = TrainSettings(**{k: v for k, v in overrides.items() if k not in network_keys}, val_share=0.0)
+    return net, settings
+
+
+def _new_network(items: int, net, seed: int):
+    """The network of `net` over `items` tracks, from the random start of `seed`."""
+    import torch
+
+    from songrec.models.network import build_network
+
+    torch.manual_seed(seed)
+    return build_network(
+        items,
+        0,
+        embedding_dim=net.embedding_dim,
+        hidden_dim=net.hidden_dim,
+        dropout=net.dropout,
+        tied=net.tied,
+        members=net.members,
+    )
+
+
+def _start_from_als(network, data, items: int, seed: int, settings) -> list:
+    """The defaults' ALS start (neural.start_members_from_als) for playlists of items 1..n (TrainingPlaylists);
     returns the starts as teachers."""
     import scipy.sparse as sp
 
     from songrec.models.neural import start_members_from_als
 
-    ones = np.ones(len(items_flat), dtype=np.float32)
-    matrix = sp.csr_matrix((ones, items_flat - 1, ptr), shape=(len(ptr) - 1, items))
-    return start_members_from_als(network, matrix, seed, sweeps)
+    ones = np.ones(len(data.items_flat), dtype=np.float32)
+    shape = (len(data.item_ptr) - 1, items)
+    matrix = sp.csr_matrix((ones, data.items_flat - 1, data.item_ptr), shape=shape)
+    return start_members_from_als(network, matrix, seed, settings.init_sweeps, settings.distill_fold_in)
 
 
 def fit_time(source: str, cache_dir: str | None = None, **params) -> dict:

@@ -563,7 +563,7 @@ def _number_option(
 ) -> None:
     """A command's own number option, converted and range-checked like a setting (its range in the help)."""
     spec = SettingSpec(option.removeprefix("--").replace("-", "_"), kind, default, help, "", low, high)
-    parser.add_argument(option, type=spec.argument, default=default, help=spec.described().replace("%", "%%"))
+    parser.add_argument(option, type=spec.argument, default=default, help=spec.option_help())
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from songrec.config import FOLD_INS
+from songrec.config import FOLD_INS, TrainSettings
 from songrec.models.network import PAD
 
 
@@ -74,6 +74,17 @@ class Distillation:
     scale: float
     """The teacher's logits are its scores scaled so that each playlist's largest reads this."""
 
+    @classmethod
+    def from_settings(
+        cls, teachers: Sequence[FoldInTeacher], settings: TrainSettings, device: torch.device | None = None
+    ) -> Distillation | None:
+        """The run's distillation as the training settings ask for it, its teachers on `device` (None when
+        `distill` is 0: nothing is copied)."""
+        if settings.distill <= 0:
+            return None
+        teachers = [t.to(device) for t in teachers] if device is not None else list(teachers)
+        return cls(teachers, settings.distill, settings.distill_scale)
+
     def loss(
         self,
         member: int,
@@ -86,6 +97,19 @@ class Distillation:
         teacher = self.teachers[member].scores(seeds, candidates)
         has_seeds = (seeds != PAD).any(dim=1)
         return self.weight * distillation_loss(log_probs, teacher, has_seeds, self.scale, correction)
+
+
+def teacher_logits(
+    teacher_scores: torch.Tensor, blocked: torch.Tensor, scale: float, correction: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The teacher's logits over each playlist's candidates: its scores scaled so that the playlist's
+    largest absolute score reads `scale`, less the log-inclusion `correction`; `blocked` ones at -inf."""
+    teacher_scores = teacher_scores.masked_fill(blocked, 0.0)
+    top = teacher_scores.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
+    logits = scale * teacher_scores / top
+    if correction is not None:
+        logits = logits - correction
+    return logits.masked_fill(blocked, float("-inf"))
 
 
 def distillation_loss(
@@ -104,12 +128,7 @@ def distillation_loss(
     sampled logits. Candidates at -inf in `log_probs` (seeds, padding) take no part.
     """
     blocked = torch.isinf(log_probs)
-    teacher_scores = teacher_scores.masked_fill(blocked, 0.0)
-    top = teacher_scores.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
-    logits = scale * teacher_scores / top
-    if correction is not None:
-        logits = logits - correction
-    target = torch.softmax(logits.masked_fill(blocked, float("-inf")), dim=1)
+    target = torch.softmax(teacher_logits(teacher_scores, blocked, scale, correction), dim=1)
     per_playlist = -(target * log_probs.masked_fill(blocked, 0.0)).sum(dim=1)
     if not bool(has_seeds.any()):
         return per_playlist.sum() * 0.0

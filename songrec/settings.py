@@ -94,6 +94,10 @@ class SettingSpec:
         default = "" if self.default is None else f"; default {self.default}"
         return f"{self.help} ({self.allowed()}{default})"
 
+    def option_help(self) -> str:
+        """`described()` as argparse takes it: argparse formats help with %, so a literal % is written %%."""
+        return self.described().replace("%", "%%")
+
     def argument(self, text: str) -> Any:
         """A command-line option's value (`type=spec.argument`), converted and checked as `check` does; else an
         argparse error naming the option and its range, "argument --n: must be from 1 to 500, not 0" (exit
@@ -263,7 +267,7 @@ def add_options(
                 type=str,
                 default=None,
                 metavar=metavar or spec.name.upper(),
-                help=spec.described().replace("%", "%%"),  # argparse formats help with %
+                help=spec.option_help(),
             )
     return group
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from factories import FAST_NEURAL as FAST
 
-from songrec.distillation import FoldInTeacher, distillation_loss
+from songrec.distillation import FoldInTeacher, distillation_loss, teacher_logits
 from songrec.models import make_model
 from songrec.models.network import pad_rows
 from songrec.models.neural import NeuralRecommender
@@ -93,9 +93,7 @@ def _divergence_from_teacher(model: NeuralRecommender, teacher: FoldInTeacher, t
         logits = model.network(seeds)
     scores, has_seeds = teacher.scores(seeds), (seeds != 0).any(dim=1)
     scale = model.train_settings.distill_scale
-    blocked = torch.isinf(logits)
-    top = scores.masked_fill(blocked, 0.0).abs().amax(dim=1, keepdim=True)
-    own = torch.log_softmax((scale * scores / top).masked_fill(blocked, float("-inf")), dim=1)
+    own = torch.log_softmax(teacher_logits(scores, torch.isinf(logits), scale), dim=1)
     entropy = distillation_loss(own, scores, has_seeds, scale).item()
     return distillation_loss(torch.log_softmax(logits, dim=1), scores, has_seeds, scale).item() - entropy
 

@@ -158,11 +158,7 @@ class NeuralRecommender(Recommender):
         distillation = None
         if settings.init == "als":
             teachers = self.start_from_als(train_part)
-            if settings.distill > 0:
-                teachers = [
-                    FoldInTeacher(t.factors.to(self.device), t.l2, t.alpha, settings.distill_fold_in) for t in teachers
-                ]
-                distillation = Distillation(teachers, settings.distill, settings.distill_scale)
+            distillation = Distillation.from_settings(teachers, settings, self.device)
         self.network.to(self.device)
         self._served = None
 
@@ -207,7 +203,10 @@ class NeuralRecommender(Recommender):
         """Each network's track embeddings (and untied head) start from ALS item factors of the training
         playlists over the vocabulary (see start_members_from_als); returns those starts as teachers."""
         matrix = corpus.matrix()[:, self.vocab_ids].tocsr()
-        return start_members_from_als(self.network, matrix, self.train_settings.seed, self.train_settings.init_sweeps)
+        settings = self.train_settings
+        return start_members_from_als(
+            self.network, matrix, settings.seed, settings.init_sweeps, settings.distill_fold_in
+        )
 
     def serving_precision(self) -> str:
         """The table precision recommendations read (see NetworkSettings.serving and EXACT_SERVING_UP_TO)."""
@@ -342,13 +341,14 @@ class NeuralRecommender(Recommender):
 
 
 def start_members_from_als(
-    network: torch.nn.Module, matrix: sp.csr_matrix, seed: int, sweeps: int
+    network: torch.nn.Module, matrix: sp.csr_matrix, seed: int, sweeps: int, fold_in: str = "shared"
 ) -> list[FoldInTeacher]:
     """Network j's track embeddings (and untied head) start from the factors of its own ALS fit
     (seed + j, `sweeps` sweeps: a start, not a solution) of `matrix` (playlists x vocabulary items
     1..n, built once), rescaled to the random start's spread (dim ** -0.5 per entry): different ALS
     solutions made the averaged networks differ more, and that lifted held-out R-precision by about
-    0.003 over one shared start. Returns each network's start as an ALS teacher (songrec.distillation)."""
+    0.003 over one shared start. Returns each network's start as an ALS teacher answering by `fold_in`
+    (songrec.distillation)."""
     from songrec.models.als import ALSSettings, item_factors
 
     teachers = []
@@ -359,7 +359,7 @@ def start_members_from_als(
         factors *= scale
         # in the rescaled factors ALS's own fold-in needs its L2 rescaled the same way (scores unchanged)
         padded = torch.cat([torch.zeros(1, factors.shape[1]), torch.from_numpy(factors).float()])
-        teachers.append(FoldInTeacher(padded, settings.l2 * scale**2, settings.alpha))
+        teachers.append(FoldInTeacher(padded, settings.l2 * scale**2, settings.alpha, fold_in))
         tables = [member.embedding.weight] + ([member.head.weight] if member.head is not None else [])
         with torch.no_grad():
             for table in tables:  # row 0 is padding: the vocabulary's items are rows 1..n
